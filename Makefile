@@ -1,0 +1,34 @@
+# Pixelmerge — `make run` and `make test` are the quick start; both call `make setup`.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+OUT     ?= out/demo
+
+.PHONY: setup system run test lint bench clean
+
+setup: system $(STAMP)
+
+system:
+	@bash scripts/setup-system.sh
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/pixelmerge demo --out $(OUT)
+
+test: setup
+	$(VENV)/bin/ruff check renderer connectors webapp tests bench
+	$(PY) -m pytest -n 2 -q
+
+lint: setup
+	$(VENV)/bin/ruff check renderer connectors webapp tests bench
+
+bench: setup
+	$(PY) bench/render_card.py
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

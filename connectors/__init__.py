@@ -1,0 +1,1 @@
+"""Data sources and sinks (Google Sheets, JSON/HTTP, CSV/XLSX) and the guarded HTTP session."""
