@@ -214,17 +214,16 @@ def _clock(seconds: int) -> dict[str, Any]:
 
 
 def _render_html(tpl: Template, resolved: Mapping, opts: Options, context: Context):
-    from markupsafe import escape
-
     from .pdf import rasterize_pdf, render_html
 
     variant = tpl.sizes.get(opts.size) if opts.size else None
     if opts.size and variant is None:
         raise TemplateError(f"unknown size {opts.size!r}", path="size", code="unknown_size")
     width, height = (variant.width, variant.height) if variant else (tpl.width, tpl.height)
-    scope = Scope({k: escape(v) if isinstance(v, str) else v for k, v in resolved.items()})
-    html = str(compile_expression(tpl.html, path="html").evaluate(scope))
-    css = str(compile_expression(tpl.css, path="css").evaluate(scope)) if tpl.css else ""
+    scope = Scope(resolved)
+    html = str(compile_expression(tpl.html, path="html", html=True).evaluate(scope))
+    css = str(compile_expression(tpl.css, path="css", html=True).evaluate(scope)) \
+        if tpl.css else ""
     pdf = render_html(html, css, width=width, height=height, fetch=context.fetch,
                       assets=context.assets)
     warnings = missing_warnings(scope)

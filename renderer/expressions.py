@@ -26,7 +26,7 @@ import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from copy import copy
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from decimal import Context as DecimalContext
 from types import GeneratorType
 from typing import Any
@@ -43,6 +43,7 @@ from babel.numbers import (
 from jinja2 import (
     BaseLoader,
     Template,
+    TemplateAssertionError,
     TemplateRuntimeError,
     TemplateSyntaxError,
     Undefined,
@@ -54,7 +55,7 @@ from jinja2 import (
 )
 from jinja2 import filters as jinja_filters
 from jinja2.defaults import DEFAULT_FILTERS
-from jinja2.runtime import Context, LoopContext, markup_join
+from jinja2.runtime import Context, LoopContext, Macro, markup_join
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment, SecurityError
 from jinja2.utils import missing as jinja_missing
 from jinja2.visitor import NodeTransformer
@@ -75,8 +76,10 @@ __all__ = [
 VARIABLE_TYPES = ("text", "number", "bool", "date", "image", "color")
 
 MAX_OUTPUT = 100_000  # characters (or items) in any result or intermediate value
+MAX_DOCUMENT = 1_000_000  # characters of a whole HTML template's output
 MAX_RANGE = 10_000  # items one range() may produce
 MAX_STEPS = 100_000  # loop iterations plus calls per evaluation, across all loops
+MAX_MACRO_CALLS = 10_000  # macro and recursive-loop calls, each costing microseconds
 MAX_WORK = 1_000_000  # characters written per evaluation, macro and {% set %} bodies included
 MAX_DIGITS = 4_000  # Python refuses to print integers beyond 4,300 digits
 MAX_DECIMALS = 20
@@ -168,8 +171,11 @@ class Expression:
             _SCOPE.reset(token)
 
 
-def compile_expression(source: str, *, path: str) -> Expression:
+def compile_expression(source: str, *, path: str, html: bool = False) -> Expression:
     """Parse ``source`` once (cached by text) and return an :class:`Expression`.
+
+    ``html=True`` is for HTML templates: the same language and sandbox with autoescaping (values
+    are escaped after filters ran on the raw text) and room for a whole document.
 
     Raises :class:`ExpressionError` with ``path`` for syntax errors, unknown filters and
     constructs the sandbox refuses (code ``sandbox_violation``).
@@ -179,7 +185,7 @@ def compile_expression(source: str, *, path: str) -> Expression:
     if "{{" not in source and "{%" not in source:
         return Expression(source, path, None)
     try:
-        return Expression(source, path, _compile(source))
+        return Expression(source, path, _compile(source, html))
     except TemplateSyntaxError as exc:
         raise ExpressionError(_syntax_message(source, exc), path=path) from None
     except SecurityError as exc:
@@ -214,6 +220,12 @@ def environment() -> SandboxedEnvironment:
     public = {name: DEFAULT_FILTERS[name] for name in _SAFE_JINJA_FILTERS} | _FILTERS
     env.filters = {name: _bounded(func) for name, func in public.items()} | _GUARDS
     return env
+
+
+@functools.cache
+def html_environment() -> SandboxedEnvironment:
+    """The same sandbox with autoescaping, for HTML templates."""
+    return environment().overlay(autoescape=True)
 
 
 def coerce(value: Any, type_: str, *, name: str) -> Any:
@@ -341,10 +353,11 @@ _COERCERS: dict[str, Callable[[Any], Any]] = {
 class _Budget:
     """What one evaluation may still spend; lives on the Jinja context so every hook finds it."""
 
-    __slots__ = ("steps", "chars", "deadline")
+    __slots__ = ("steps", "macro_calls", "chars", "deadline")
 
     def __init__(self) -> None:
         self.steps = MAX_STEPS
+        self.macro_calls = MAX_MACRO_CALLS
         self.chars = MAX_WORK
         self.deadline = time.perf_counter() + TIME_BUDGET
 
@@ -353,6 +366,13 @@ class _Budget:
         if self.steps < 0:
             raise LimitError(f"more than {MAX_STEPS:,} loop iterations and calls")
         self._check_time()
+
+    def macro_call(self) -> None:
+        # recursion is where a short template hides exponential work, so it gets less room
+        self.macro_calls -= 1
+        if self.macro_calls < 0:
+            raise LimitError(f"more than {MAX_MACRO_CALLS:,} macro calls")
+        self.step()
 
     def write(self, count: int) -> None:
         self.chars -= count
@@ -373,9 +393,9 @@ def _budget(context: Context) -> _Budget:
         return budget
 
 
-def _check_length(length: int) -> None:
-    if length > MAX_OUTPUT:
-        raise LimitError(f"result longer than {MAX_OUTPUT:,} characters")
+def _check_length(length: int, limit: int = MAX_OUTPUT) -> None:
+    if length > limit:
+        raise LimitError(f"result longer than {limit:,} characters")
 
 
 def _check_size(value: Any) -> Any:
@@ -521,9 +541,9 @@ _GROWING_METHODS: dict[str, Callable[[str, tuple, dict], int]] = {
 _REFUSED_METHODS = frozenset({"encode", "translate", "maketrans"})
 
 
-def _check_call(obj: Any, args: tuple) -> tuple:
-    """Refuse str method calls that would allocate too much; return the arguments to use."""
-    target = getattr(obj, "__wrapped__", obj)  # the sandbox wraps str.format
+def _prepare_call(obj: Any, args: tuple, kwargs: dict) -> tuple:
+    """Refuse str method calls that could allocate too much; return the arguments to call with."""
+    target = getattr(obj, "__wrapped__", obj)  # the sandbox hands out str.format wrapped
     owner = getattr(target, "__self__", None)
     if not isinstance(owner, str):
         return args
@@ -531,16 +551,11 @@ def _check_call(obj: Any, args: tuple) -> tuple:
     if name in _REFUSED_METHODS:
         raise SecurityError(f"'{name}' is not available in templates")
     if name == "join" and args:
-        args = (list(args[0]), *args[1:])  # measured first, so a generator must be kept
-    return args
-
-
-def _check_method_size(obj: Any, args: tuple, kwargs: dict) -> None:
-    target = getattr(obj, "__wrapped__", obj)
-    owner = getattr(target, "__self__", None)
-    predict = _GROWING_METHODS.get(getattr(target, "__name__", ""))
-    if isinstance(owner, str) and predict is not None:
+        args = (list(args[0]), *args[1:])  # a generator could be measured or joined, not both
+    predict = _GROWING_METHODS.get(name)
+    if predict is not None:
         _check_length(predict(owner, args, kwargs))
+    return args
 
 
 def _check_add(left: Any, right: Any) -> None:
@@ -702,6 +717,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
 
     def _generate(self, source: Any, name: Any, filename: Any, defer_init: bool = False) -> str:
+        _check_names(self, source)
         tree = _Guard().visit(source)
         tree.set_environment(self)
         return super()._generate(tree, name, filename, defer_init=defer_init)
@@ -720,13 +736,15 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         budget = _budget(context)
-        budget.step()
         if isinstance(obj, Undefined):
             return _call_missing(obj)
+        if isinstance(obj, (Macro, LoopContext)):
+            budget.macro_call()
+        else:
+            budget.step()
         if isinstance(obj, LoopContext) and args:  # a recursive loop iterates its argument
             args = (_guarded(args[0], budget), *args[1:])
-        args = _check_call(obj, args)
-        _check_method_size(obj, args, kwargs)
+        args = _prepare_call(obj, args, kwargs)
         return _check_size(super().call(context, obj, *args, **kwargs))
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
@@ -741,6 +759,17 @@ class _Sandbox(ImmutableSandboxedEnvironment):
             return self.binop_table[operator](left, right)
         except (TypeError, ValueError):
             raise ExpressionError(_binop_problem(operator, left, right)) from None
+
+
+def _check_names(env: SandboxedEnvironment, tree: nodes.Template) -> None:
+    """Unknown filters and tests fail when the template is saved, even inside a branch that
+    Jinja would only check once it runs."""
+    for node in tree.find_all((nodes.Filter, nodes.Test)):
+        kind, known = (
+            ("filter", env.filters) if isinstance(node, nodes.Filter) else ("test", env.tests)
+        )
+        if node.name not in known:
+            raise TemplateAssertionError(f"No {kind} named {node.name!r}.", node.lineno)
 
 
 def _refuse_dunder(name: Any) -> None:
@@ -790,14 +819,17 @@ def _number(value: Any, where: str) -> int | float | Decimal | None:
     if isinstance(value, Undefined):
         return None
     try:
-        return _to_number(value)
+        number = _to_number(value)
     except (TypeError, ValueError):
-        raise ExpressionError(f"{where}: {_brief(value)} is not a number") from None
+        number = math.nan
+    if isinstance(number, (float, Decimal)) and not Decimal(number).is_finite():
+        raise ExpressionError(f"{where}: {_brief(value)} is not a number")
+    return number
 
 
 def _whole(value: Any, where: str, low: int, high: int) -> int:
     number = _number(value, where)
-    if number is None or number != int(number) or not low <= number <= high:
+    if number is None or not low <= number <= high or number != int(number):
         raise ExpressionError(
             f"{where}: {_brief(value)} is not a whole number from {low} to {high}"
         )
@@ -807,7 +839,10 @@ def _whole(value: Any, where: str, low: int, high: int) -> int:
 def _half_up(number: int | float | Decimal, places: int) -> Decimal:
     """Round the way people do (2.5 -> 3, 2.675 -> 2.68), not banker's rounding on binary floats."""
     exact = Decimal(repr(number)) if isinstance(number, float) else Decimal(number)
-    return exact.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP, context=_DECIMALS)
+    try:
+        return exact.quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP, context=_DECIMALS)
+    except InvalidOperation:
+        raise LimitError(f"number longer than {MAX_DIGITS:,} digits") from None
 
 
 @functools.lru_cache(maxsize=256)
@@ -919,9 +954,10 @@ def _format_when(value: Any, format: Any = "medium", tz: Any = None, locale: Any
     if when is None:
         return _blank(value)
     where = _locale(locale, "date")
+    zone = None if tz is None else _zone(tz)
     if isinstance(when, dt.datetime):
-        if tz is not None:
-            when = when.replace(tzinfo=when.tzinfo or dt.UTC).astimezone(_zone(tz))
+        if zone is not None:
+            when = when.replace(tzinfo=when.tzinfo or dt.UTC).astimezone(zone)
         return _babel_date(format_datetime, when, format, where)
     if format in _DATE_FORMATS:
         return _babel_date(format_date, when, format, where)
@@ -1020,11 +1056,12 @@ _SAFE_JINJA_FILTERS = (
 class _Compiled:
     """The Jinja templates for one source: a text template, or a native one for ``{{ expr }}``."""
 
-    __slots__ = ("template", "native")
+    __slots__ = ("template", "native", "limit")
 
-    def __init__(self, template: Template, native: bool):
+    def __init__(self, template: Template, native: bool, limit: int = MAX_OUTPUT):
         self.template = template
         self.native = native
+        self.limit = limit
 
     def run(self, scope: Scope) -> Any:
         context = self.template.new_context(scope._vars, shared=True)
@@ -1034,7 +1071,7 @@ class _Compiled:
                 pass
             return _native(context.vars[_RESULT])
         text = "".join(self.template.root_render_func(context))
-        _check_length(len(text))
+        _check_length(len(text), self.limit)
         return text
 
 
@@ -1051,13 +1088,13 @@ def _native(value: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=4096)
-def _compile(source: str) -> _Compiled:
-    env = environment()
+def _compile(source: str, html: bool = False) -> _Compiled:
+    env = html_environment() if html else environment()
     rewritten = _apply_filter_rule(source)
     template = env.from_string(rewritten)  # also what reports syntax errors
-    body = _single_body(rewritten)
+    body = None if html else _single_body(rewritten)
     if body is None:
-        return _Compiled(template, native=False)
+        return _Compiled(template, native=False, limit=MAX_DOCUMENT if html else MAX_OUTPUT)
     return _Compiled(env.from_string(f"{{% set {_RESULT} = {body} %}}"), native=True)
 
 

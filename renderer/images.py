@@ -28,6 +28,9 @@ ANCHORS = {
     "right": (1.0, 0.5), "top-left": (0.0, 0.0), "top-right": (1.0, 0.0),
     "bottom-left": (0.0, 1.0), "bottom-right": (1.0, 1.0),
 }
+# Web picture formats only: Pillow would otherwise also open PostScript (through Ghostscript),
+# PSD, FITS and dozens more, each a decoder that untrusted remote bytes need not reach.
+FORMATS = ("PNG", "JPEG", "GIF", "WEBP", "AVIF", "BMP", "TIFF", "ICO")
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,7 @@ class Loaded:
 
 _decoded = ImageLRU(512 * 1024 * 1024)
 _fitted = ImageLRU(256 * 1024 * 1024)
-_by_source: OrderedDict[str, str] = OrderedDict()  # stable src (data:, asset:) -> digest
+_by_source: OrderedDict[str, tuple[str, int]] = OrderedDict()  # data:/asset: -> digest, bytes
 
 
 def read_source(src: str, *, fetch: Fetch | None, assets: Assets | None, max_bytes: int,
@@ -94,7 +97,7 @@ def decode(data: bytes, *, max_pixels: int, path: str, src: str = "") -> Loaded:
     """Decode within the pixel limit (checked from the header, before any pixel is decoded)."""
     digest = hashlib.sha256(data).hexdigest()
     cached = _decoded.get(digest)
-    if cached is not None:
+    if cached is not None and cached.width * cached.height <= max_pixels:
         return Loaded(cached, digest)
     image = _open(data, max_pixels, path, src)
     _decoded.put(digest, image)
@@ -106,7 +109,7 @@ def _open(data: bytes, max_pixels: int, path: str, src: str) -> Image.Image:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
+            image = Image.open(io.BytesIO(data), formats=FORMATS)
             pixels = image.width * image.height
             if pixels > max_pixels:
                 raise LimitError(f"{name} is {image.width}x{image.height} = {pixels:,} pixels; "
@@ -118,7 +121,11 @@ def _open(data: bytes, max_pixels: int, path: str, src: str) -> Image.Image:
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise LimitError(f"{name} was refused as a decompression bomb: {exc}",
                          path=path) from None
-    except (OSError, SyntaxError, ValueError, Image.UnidentifiedImageError) as exc:
+    except Image.UnidentifiedImageError:  # its message is the repr of our BytesIO
+        kinds = f"{', '.join(FORMATS[:-1])} or {FORMATS[-1]}"
+        raise ResourceError(f"{name} is not a decodable image: not a {kinds} file",
+                            path=path) from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise ResourceError(f"{name} is not a decodable image: {exc}", path=path) from None
     return image.convert("RGBA") if image.mode != "RGBA" else image
 
@@ -128,13 +135,16 @@ def load(src: str, *, fetch: Fetch | None, assets: Assets | None, max_bytes: int
     """Read and decode ``src``; ``data:`` and ``asset:`` sources skip even the read when warm."""
     stable = not src.lower().startswith(("http:", "https:"))
     if stable and src in _by_source:
-        cached = _decoded.get(_by_source[src])
-        if cached is not None:
-            return Loaded(cached, _by_source[src])
+        digest, size = _by_source[src]
+        cached = _decoded.get(digest)
+        # the limits may be tighter in this render than in the one that filled the cache
+        if cached is not None and size <= max_bytes and \
+                cached.width * cached.height <= max_pixels:
+            return Loaded(cached, digest)
     data = read_source(src, fetch=fetch, assets=assets, max_bytes=max_bytes, path=path)
     loaded = decode(data, max_pixels=max_pixels, path=path, src=src)
     if stable and len(src) < 1_000_000:
-        _by_source[src] = loaded.digest
+        _by_source[src] = (loaded.digest, len(data))
         while len(_by_source) > 4096:
             _by_source.popitem(last=False)
     return loaded

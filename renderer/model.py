@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,7 +170,7 @@ def load_template(data: Any, *, limits: Limits | None = None) -> Template:
     """Validate a template given as a dict, JSON text, bytes or a path to a .json/.html file."""
     limits = limits or Limits()
     base_path = None
-    if isinstance(data, Path) or (isinstance(data, str) and not data.lstrip().startswith("{")):
+    if isinstance(data, Path) or (isinstance(data, str) and not _looks_like_json(data)):
         path = Path(data)
         base_path = str(path.resolve().parent)
         data = _read_file(path)
@@ -178,6 +179,11 @@ def load_template(data: Any, *, limits: Limits | None = None) -> Template:
     if not isinstance(data, dict):
         raise TemplateError("a template must be a JSON object", path="$")
     return _build(data, limits, base_path)
+
+
+def _looks_like_json(text: str) -> bool:
+    # JSON that is not an object must still be reported as "not an object", not a bad path
+    return text.lstrip()[:1] in ("{", "[", '"')
 
 
 def _read_file(path: Path) -> Any:
@@ -219,7 +225,7 @@ def _build(data: dict, limits: Limits, base_path: str | None) -> Template:
         raise TemplateError(f"unknown kind {kind!r} (expected 'layered' or 'html')", path="kind")
     width = _dimension(data.get("width"), "width", limits)
     height = _dimension(data.get("height"), "height", limits)
-    variables = _variables(data.get("variables") or {})
+    variables = _variables(_or_empty(data.get("variables")))
     layers = _layers(data.get("layers"), kind, limits)
     html, css = _html(data, kind)
     return Template(
@@ -228,10 +234,10 @@ def _build(data: dict, limits: Limits, base_path: str | None) -> Template:
         width=width,
         height=height,
         background=_literal_or_expr(data.get("background"), Prop("paint", None), "background"),
-        fonts=_fonts(data.get("fonts") or {}),
+        fonts=_fonts(_or_empty(data.get("fonts"))),
         variables=variables,
         layers=layers,
-        sizes=_sizes(data.get("sizes") or {}, layers, limits),
+        sizes=_sizes(_or_empty(data.get("sizes")), layers, limits),
         frames=_frames(data.get("frames"), limits),
         html=html,
         css=css,
@@ -239,6 +245,11 @@ def _build(data: dict, limits: Limits, base_path: str | None) -> Template:
         digest=hashlib.sha256(canonical_json(data).encode()).hexdigest(),
         base_path=base_path,
     )
+
+
+def _or_empty(value: Any) -> Any:
+    """``None`` means "none given"; any other value, ``[]`` included, is checked as written."""
+    return {} if value is None else value
 
 
 def _html(data: dict, kind: str) -> tuple[str, str]:
@@ -270,7 +281,8 @@ def _check_keys(data: dict, allowed: set[str] | dict, prefix: str) -> None:
 def _dimension(value: Any, path: str, limits: Limits) -> int:
     if value is None:
         raise TemplateError("missing required property", path=path)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value):
+    if isinstance(value, bool) or not isinstance(value, int | float) or \
+            not math.isfinite(value) or value != int(value):
         raise TemplateError(f"must be a whole number of pixels, got {value!r}", path=path)
     if not 1 <= value <= limits.max_canvas:
         raise TemplateError(f"must be between 1 and {limits.max_canvas} pixels, got {value}",
@@ -299,8 +311,21 @@ def _variables(data: Any) -> dict[str, VariableSpec]:
         if type_ not in VARIABLE_TYPES:
             raise TemplateError(f"unknown type {type_!r} (one of {', '.join(VARIABLE_TYPES)})",
                                 path=f"{path}.type")
-        specs[name] = VariableSpec(type_, decl.get("default"), decl.get("sample"))
+        specs[name] = VariableSpec(type_, *(_typed(decl.get(key), type_, f"{path}.{key}")
+                                            for key in ("default", "sample")))
     return specs
+
+
+def _typed(value: Any, type_: str, path: str) -> Any:
+    """A default or sample must be a value of the declared type; it is kept as written."""
+    from .expressions import coerce
+
+    if value not in (None, ""):
+        try:
+            coerce(value, type_, name=path)
+        except ExpressionError:
+            raise TemplateError(f"{value!r} is not a {type_}", path=path) from None
+    return value
 
 
 def _fonts(data: Any) -> dict[str, dict[str, str]]:
@@ -370,7 +395,7 @@ def _layer(index: int, raw: Any, limits: Limits) -> Layer:
 
 def _check_size(props: dict, path: str, limits: Limits) -> None:
     for key in ("width", "height"):
-        value = props[key]
+        value = props.get(key)
         if isinstance(value, int | float) and value > limits.max_canvas:
             raise TemplateError(f"must be at most {limits.max_canvas} pixels, got {value}",
                                 path=f"{path}.{key}")
@@ -422,6 +447,8 @@ def _check_number(value: Any, spec: Prop, path: str) -> float | int | None:
 
 def _check_int(value: Any, spec: Prop, path: str) -> int | None:
     number = _check_number(value, spec, path)
+    if number is not None and not math.isfinite(number):
+        raise TemplateError(f"must be a finite number, got {value!r}", path=path)
     if number is not None and number != int(number):
         raise TemplateError(f"must be a whole number, got {value!r}", path=path)
     return None if number is None else int(number)
@@ -499,7 +526,7 @@ def _sizes(data: Any, layers: tuple[Layer, ...], limits: Limits) -> dict[str, Si
         if not isinstance(raw, dict):
             raise TemplateError("must be an object with width, height and layers", path=path)
         _check_keys(raw, {"width", "height", "background", "layers"}, path)
-        overrides = _size_overrides(raw.get("layers") or {}, by_name, path)
+        overrides = _size_overrides(_or_empty(raw.get("layers")), by_name, path, limits)
         sizes[name] = SizeVariant(
             width=_dimension(raw.get("width"), f"{path}.width", limits),
             height=_dimension(raw.get("height"), f"{path}.height", limits),
@@ -510,7 +537,8 @@ def _sizes(data: Any, layers: tuple[Layer, ...], limits: Limits) -> dict[str, Si
     return sizes
 
 
-def _size_overrides(data: Any, by_name: dict[str, Layer], path: str) -> dict[str, dict]:
+def _size_overrides(data: Any, by_name: dict[str, Layer], path: str,
+                    limits: Limits) -> dict[str, dict]:
     if not isinstance(data, dict):
         raise TemplateError("must map layer names to property overrides", path=f"{path}.layers")
     overrides = {}
@@ -527,6 +555,7 @@ def _size_overrides(data: Any, by_name: dict[str, Layer], path: str) -> dict[str
             key: _literal_or_expr(value, specs[key], f"{lpath}.{key}")
             for key, value in props.items()
         }
+        _check_size(overrides[layer_name], lpath, limits)
     return overrides
 
 
@@ -546,7 +575,7 @@ def _frames(data: Any, limits: Limits) -> Any:
         if not isinstance(frame, dict):
             raise TemplateError("a frame must be an object", path=path)
         _check_keys(frame, {"variables", "duration"}, path)
-        variables = frame.get("variables") or {}
+        variables = _or_empty(frame.get("variables"))
         if not isinstance(variables, dict):
             raise TemplateError("must be an object", path=f"{path}.variables")
         duration = check_value(frame.get("duration", 100), Prop("int", minimum=20,

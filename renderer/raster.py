@@ -26,7 +26,10 @@ WHITE = (255, 255, 255, 255)
 
 
 def paint(scene: Scene, *, transparent: bool = False) -> Image.Image:
-    """RGBA when ``transparent``, otherwise an opaque RGB image."""
+    """RGBA when ``transparent``, otherwise an opaque RGB image.
+
+    Opaque output is painted on an RGB canvas from the start: on an opaque canvas "over" is a
+    paste with the sprite's alpha as mask, and it spares a full-canvas conversion per render."""
     items = scene.items
     cuts = _cut_points(items)
     start, canvas = _cached_prefix(scene, transparent, cuts)
@@ -36,7 +39,7 @@ def paint(scene: Scene, *, transparent: bool = False) -> Image.Image:
         _composite(canvas, items[index])
     if len(items) in cuts and len(items) > start:
         _canvases.put(_prefix_key(scene, transparent, len(items)), canvas.copy())
-    return canvas if transparent else canvas.convert("RGB")
+    return canvas
 
 
 def _cut_points(items: list[Item]) -> set[int]:
@@ -61,16 +64,17 @@ def _cached_prefix(scene: Scene, transparent: bool, cuts: set[int]) -> tuple[int
 
 def _background(scene: Scene, transparent: bool) -> Image.Image:
     size = (scene.width, scene.height)
-    base = None if transparent else Image.new("RGBA", size, WHITE)
+    if transparent:
+        if scene.background is None:
+            return Image.new("RGBA", size, (0, 0, 0, 0))
+        return fill_image(scene.background, size).copy()
     if scene.background is None:
-        return base or Image.new("RGBA", size, (0, 0, 0, 0))
-    layer = fill_image(scene.background, size)
-    if base is None:
-        return layer.copy()
+        return Image.new("RGB", size, WHITE[:3])
     if isinstance(scene.background, Color) and scene.background.a == 255:
-        return layer.copy()
-    base.alpha_composite(layer)
-    return base
+        return Image.new("RGB", size, scene.background.rgba[:3])
+    base = Image.new("RGBA", size, WHITE)
+    base.alpha_composite(fill_image(scene.background, size))
+    return base.convert("RGB")
 
 
 def fill_image(paint_: Paint, size: tuple[int, int]) -> Image.Image:
@@ -113,7 +117,10 @@ def _composite(canvas: Image.Image, item: Item) -> None:
 
 
 def _paste(canvas: Image.Image, sprite: Image.Image, x: int, y: int) -> None:
-    """alpha_composite that tolerates sprites hanging off any edge of the canvas."""
+    """Composite ``sprite`` over ``canvas``, tolerating sprites hanging off any edge."""
+    if canvas.mode == "RGB":  # opaque canvas: paste clips by itself
+        canvas.paste(sprite, (x, y), sprite)
+        return
     left, top = max(0, -x), max(0, -y)
     right = min(sprite.width, canvas.width - x)
     bottom = min(sprite.height, canvas.height - y)
