@@ -21,6 +21,17 @@ ELLIPSIS = "…"
 _IGNORABLE = {0x200C, 0x200D, 0xFE0E, 0xFE0F, 0x20E3}
 _NO_BREAK_BEFORE = set("、。，．・：；？！ー」』）】〕〉》”’),.!?:;%")
 _NO_BREAK_AFTER = set("「『（【〔〈《“‘(")
+_NO_BREAK_SPACES = set("\u00a0\u202f\u2007\u2060")  # e.g. Babel's "44,10\u00a0€"
+
+
+def _is_break_space(ch: str) -> bool:
+    return ch.isspace() and ch not in _NO_BREAK_SPACES
+
+
+def clean(text: str) -> str:
+    """Tabs become spaces and other control characters go: fonts have no glyphs for them."""
+    text = text.replace("\r\n", "\n").replace("\t", " ")
+    return "".join(ch for ch in text if ch == "\n" or unicodedata.category(ch) != "Cc")
 
 
 @dataclass(frozen=True)
@@ -276,8 +287,8 @@ def _is_wide(ch: str) -> bool:
 def _break_after(text: str, nxt: str) -> bool:
     if nxt[0] in _NO_BREAK_BEFORE or text[-1] in _NO_BREAK_AFTER:
         return False
-    if text[-1].isspace():
-        return not nxt[0].isspace()
+    if _is_break_space(text[-1]):
+        return not _is_break_space(nxt[0])
     if text[-1] == "-" and nxt[0].isalnum():
         return True
     return _is_wide(text[-1]) or _is_wide(nxt[0])
@@ -285,7 +296,7 @@ def _break_after(text: str, nxt: str) -> bool:
 
 def _strip_trailing(line: list[_Piece]) -> list[_Piece]:
     end = len(line)
-    while end and line[end - 1].text.isspace():
+    while end and _is_break_space(line[end - 1].text[0]):
         end -= 1
     return line[:end]
 
@@ -389,7 +400,7 @@ def _truncate(lines: list[list[_Piece]], size: float, box: TextBox, primary: Fon
 
 def _pieces(text: str, chain: tuple[FontFace, ...]) -> list[list[_Piece]]:
     paragraphs = []
-    for para in text.replace("\r\n", "\n").split("\n"):
+    for para in clean(text).split("\n"):
         _, levels = bidi_levels(para)
         pieces, pos, previous = [], 0, None
         for cluster in clusters(para):

@@ -22,7 +22,7 @@ from renderer.expressions import render_text
 from .rows import DataError, read_rows
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "renderer" / "demo"
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 @click.group()
