@@ -3,6 +3,7 @@ import random
 import struct
 import zlib
 from itertools import pairwise
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -333,3 +334,14 @@ def test_every_format_has_a_mime_type_and_an_extension():
     assert FORMATS.keys() == EXTENSIONS.keys() == {"png", "jpeg", "webp", "avif", "gif", "pdf"}
     assert EXTENSIONS["jpeg"] == "jpg"
     assert FORMATS["avif"] == "image/avif"
+
+
+def test_png_quality_trades_speed_for_size_without_losing_pixels():
+    # the demo photo: real structure where compression effort shows
+    photo = Path(__file__).resolve().parents[2] / "renderer" / "demo" / "photo.jpg"
+    image = Image.open(photo).convert("RGB").crop((0, 0, 600, 400))
+    fast = encode(image, "png")
+    small = encode(image, "png", quality=90)
+    assert len(small) < len(fast) * 0.95
+    for data in (fast, small):
+        assert np.array_equal(np.asarray(decode(data).convert("RGB")), np.asarray(image))
