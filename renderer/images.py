@@ -41,7 +41,7 @@ class Loaded:
 
 _decoded = ImageLRU(512 * 1024 * 1024)
 _fitted = ImageLRU(256 * 1024 * 1024)
-_by_source: OrderedDict[str, tuple[str, int]] = OrderedDict()  # data:/asset: -> digest, bytes
+_by_source: OrderedDict[str, tuple[str, int]] = OrderedDict()  # data: URI -> digest, bytes
 
 
 def read_source(src: str, *, fetch: Fetch | None, assets: Assets | None, max_bytes: int,
@@ -132,8 +132,12 @@ def _open(data: bytes, max_pixels: int, path: str, src: str) -> Image.Image:
 
 def load(src: str, *, fetch: Fetch | None, assets: Assets | None, max_bytes: int,
          max_pixels: int, path: str) -> Loaded:
-    """Read and decode ``src``; ``data:`` and ``asset:`` sources skip even the read when warm."""
-    stable = not src.lower().startswith(("http:", "https:"))
+    """Read and decode ``src``; ``data:`` sources skip even the read when warm.
+
+    Only a ``data:`` URI carries its own bytes: the same ``asset:`` name means another picture
+    in another workspace's store, or after a re-upload, so assets are read on every render (the
+    decode is still cached by digest)."""
+    stable = src[:5].lower() == "data:"
     if stable and src in _by_source:
         digest, size = _by_source[src]
         cached = _decoded.get(digest)

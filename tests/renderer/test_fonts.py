@@ -27,8 +27,9 @@ def _template(font: str, weight: int = 400, fonts: dict | None = None) -> dict:
     }
 
 
-@pytest.fixture
-def font_assets(tmp_path: Path):
+@pytest.fixture(scope="module")
+def font_assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    tmp_path = tmp_path_factory.mktemp("fonts")
     (tmp_path / "brand.ttf").write_bytes((NOTO / "NotoSerif-Bold.ttf").read_bytes())
     font = TTFont(NOTO / "NotoSansMono-Regular.ttf")
     font.flavor = "woff2"
