@@ -128,6 +128,7 @@ def _common(layer: Layer, props: dict, scale: float, static: bool) -> Common:
 
 def _build_item(layer: Layer, props: dict, scale: float, fonts: FontResolver,
                 context: Context, warnings: list[str], static: bool):
+    _check_dimensions(layer, props, context.limits)
     common = _common(layer, props, scale, static)
     if common.box.width < 0.5 or common.box.height < 0.5 or common.opacity <= 0:
         return None
@@ -138,6 +139,14 @@ def _build_item(layer: Layer, props: dict, scale: float, fonts: FontResolver,
     if layer.type == "qr":
         return _qr_item(layer, props, common, warnings)
     return _shape_item(layer, props, common, scale)
+
+
+def _check_dimensions(layer: Layer, props: dict, limits: Limits) -> None:
+    """Sizes that came from expressions meet the same bound as written ones."""
+    for key in ("width", "height"):
+        if props[key] > limits.max_canvas:
+            raise TemplateError(f"must be at most {limits.max_canvas} pixels, got {props[key]:g}",
+                                path=f"{layer.path}.{key}")
 
 
 def _shape_item(layer: Layer, props: dict, common: Common, scale: float) -> ShapeItem:
@@ -230,8 +239,8 @@ def _image_item(layer: Layer, props: dict, common: Common, context: Context,
         warnings.append(f"{layer.path} ({layer.name}): image skipped: {reason}")
         return None
     assert error is not None
-    raise ResourceError(f"image layer '{layer.name}': {error.message}", path=error.path,
-                        code=error.code)
+    raise type(error)(f"image layer '{layer.name}': {error.message}", path=error.path,
+                      code=error.code)
 
 
 def _qr_item(layer: Layer, props: dict, common: Common, warnings: list[str]) -> QRItem | None:

@@ -99,9 +99,13 @@ def gradient_image(gradient: LinearGradient, size: tuple[int, int]) -> Image.Ima
     ys = (np.arange(height, dtype=np.float32) + 0.5 - height / 2) * dy / length
     t = np.clip(ys[:, None] + xs[None, :] + 0.5, 0.0, 1.0)
     offsets = [s.offset for s in gradient.stops]
-    channels = [np.interp(t, offsets, [s.color.rgba[c] for s in gradient.stops])
-                for c in range(4)]
-    pixels = np.rint(np.stack(channels, axis=-1)).astype(np.uint8)
+    # CSS interpolates premultiplied colours, so fading to transparent never darkens
+    alpha = np.interp(t, offsets, [s.color.a for s in gradient.stops])
+    channels = [np.interp(t, offsets, [s.color.rgba[c] * s.color.a / 255 for s in gradient.stops])
+                for c in range(3)]
+    safe = np.where(alpha > 0, alpha, 1.0) / 255
+    colour = [np.clip(channel / safe, 0, 255) for channel in channels]
+    pixels = np.rint(np.stack([*colour, alpha], axis=-1)).astype(np.uint8)
     return Image.fromarray(pixels, "RGBA")
 
 
@@ -139,7 +143,10 @@ def _finish(item: Item, drawn: tuple[Image.Image, float, float]) -> tuple[Image.
         sprite.putalpha(alpha)
     if common.rotation % 360:
         cx, cy = x + sprite.width / 2, y + sprite.height / 2
-        sprite = sprite.rotate(-common.rotation, resample=Image.Resampling.BICUBIC, expand=True)
+        # a transparent margin lets the resampler smooth the outer edge too
+        padded = Image.new("RGBA", (sprite.width + 4, sprite.height + 4), (0, 0, 0, 0))
+        padded.paste(sprite, (2, 2))
+        sprite = padded.rotate(-common.rotation, resample=Image.Resampling.BICUBIC, expand=True)
         x, y = cx - sprite.width / 2, cy - sprite.height / 2
     return sprite, round(x), round(y)
 
