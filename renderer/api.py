@@ -87,7 +87,7 @@ def _key(tpl: Template, resolved: Mapping, opts: Options, template_id: Any, vers
     countdown = _countdown(tpl)
     if countdown and opts.format == "gif":
         # a countdown changes with time: the key moves on every step so caches stay current
-        options["tick"] = int(_now(now).timestamp()) // countdown["step"]
+        options["tick"] = _tick(now, countdown["step"])
     return compute_key(
         template_id=tpl.digest if template_id is None else template_id,
         version=tpl.digest if version is None else version,
@@ -176,6 +176,16 @@ def _now(now: dt.datetime | None) -> dt.datetime:
     return now if now.tzinfo else now.replace(tzinfo=dt.UTC)
 
 
+def _tick(now: dt.datetime | None, step: int) -> int:
+    return int(_now(now).timestamp()) // step
+
+
+def _tick_time(now: dt.datetime | None, step: int) -> dt.datetime:
+    """The start of the current step: the frames and the key both count from it, so one key
+    always names one picture."""
+    return dt.datetime.fromtimestamp(_tick(now, step) * step, dt.UTC)
+
+
 def _frame_plan(tpl: Template, resolved: Mapping, now: dt.datetime | None):
     countdown = _countdown(tpl)
     if countdown is None:
@@ -183,7 +193,7 @@ def _frame_plan(tpl: Template, resolved: Mapping, now: dt.datetime | None):
             yield _coerce_frame(tpl, frame["variables"]), frame["duration"]
         return
     until = _deadline(countdown["until"], resolved)
-    left = max(0, int((until - _now(now)).total_seconds()))
+    left = max(0, int((until - _tick_time(now, countdown["step"])).total_seconds()))
     for index in range(countdown["frames"]):
         yield _clock(max(0, left - index * countdown["step"])), countdown["duration"]
 

@@ -14,7 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from .colors import parse_color, parse_paint
-from .errors import RendererError, ResourceError, TemplateError
+from .errors import RendererError, TemplateError
 from .expressions import Scope, coerce, compile_expression
 from .fonts import FontResolver
 from .images import FitSpec, fitted, load

@@ -217,30 +217,47 @@ def _qr_sprite(item: QRItem) -> Image.Image:
 
 def _text_sprite(item: TextItem) -> tuple[Image.Image, float, float]:
     box = item.common.box
-    pad = 0 if item.clip else math.ceil(item.size * 2)
-    width, height = round(box.width) + 2 * pad, round(box.height) + 2 * pad
-    sprite = Image.new("RGBA", (max(1, width), max(1, height)), (0, 0, 0, 0))
+    left, top, right, bottom = _text_bounds(item)
+    sprite = Image.new("RGBA", (max(1, right - left), max(1, bottom - top)), (0, 0, 0, 0))
+    origin = (-left, -top)
     if item.shadow is not None:
-        _draw_shadow(sprite, item, pad)
-    _draw_runs(sprite, item, pad, item.color, with_stroke=True)
-    return sprite, box.x - pad, box.y - pad
+        _draw_shadow(sprite, item, origin)
+    _draw_runs(sprite, item, origin, item.color, with_stroke=True)
+    return sprite, box.x + left, box.y + top
 
 
-def _draw_shadow(sprite: Image.Image, item: TextItem, pad: int) -> None:
+def _text_bounds(item: TextItem) -> tuple[int, int, int, int]:
+    """The sprite's extent relative to the box: the box itself when clipped; otherwise
+    wherever the runs go, with room for ascenders, descenders, stroke and shadow."""
+    width, height = round(item.common.box.width), round(item.common.box.height)
+    if item.clip or not item.runs:
+        return 0, 0, width, height
+    margin = item.stroke_width + item.size
+    if item.shadow is not None:
+        margin += abs(item.shadow.dx) + abs(item.shadow.dy) + 2 * item.shadow.blur
+    left = min(0.0, min(r.x for r in item.runs) - margin)
+    right = max(float(width), max(r.x + r.width for r in item.runs) + margin)
+    top = min(0.0, min(r.baseline - 1.5 * r.size for r in item.runs) - margin)
+    bottom = max(float(height), max(r.baseline + r.size for r in item.runs) + margin)
+    return math.floor(left), math.floor(top), math.ceil(right), math.ceil(bottom)
+
+
+def _draw_shadow(sprite: Image.Image, item: TextItem, origin: tuple[int, int]) -> None:
     shadow = item.shadow
     layer = Image.new("RGBA", sprite.size, (0, 0, 0, 0))
-    _draw_runs(layer, item, pad, shadow.color, with_stroke=True, offset=(shadow.dx, shadow.dy))
+    _draw_runs(layer, item, origin, shadow.color, with_stroke=True,
+               offset=(shadow.dx, shadow.dy))
     if shadow.blur > 0:
         layer = layer.filter(ImageFilter.GaussianBlur(shadow.blur / 2))
     sprite.alpha_composite(layer)
 
 
-def _draw_runs(target: Image.Image, item: TextItem, pad: int, color: Color, *,
+def _draw_runs(target: Image.Image, item: TextItem, origin: tuple[int, int], color: Color, *,
                with_stroke: bool, offset: tuple[float, float] = (0.0, 0.0)) -> None:
     draw = ImageDraw.Draw(target)
     stroke = item.stroke_width if with_stroke and item.stroke is not None else 0
     for run in item.runs:
-        x, y = run.x + pad + offset[0], run.baseline + pad + offset[1]
+        x, y = run.x + origin[0] + offset[0], run.baseline + origin[1] + offset[1]
         if run.emoji:
             if offset == (0.0, 0.0):  # colour emoji cast no shadow of their own colour
                 _draw_emoji(target, run, x, y)
@@ -251,16 +268,20 @@ def _draw_runs(target: Image.Image, item: TextItem, pad: int, color: Color, *,
         options = {"font": font, "anchor": "ls", "direction": run.direction,
                    "stroke_width": stroke, "stroke_fill": stroke_fill, "fill": color.rgba,
                    "features": list(run.features) or None}
-        if run.letter_spacing and run.direction == "ltr":
+        if run.letter_spacing:
             _draw_spaced(draw, run, x, y, options)
         else:
             draw.text((x, y), run.text, **options)
 
 
 def _draw_spaced(draw: ImageDraw.ImageDraw, run, x: float, y: float, options: dict) -> None:
-    for cluster in clusters(run.text):
+    """Letter-spaced text, cluster by cluster in visual order with the space after each, as
+    Pango spaces the PDF. (Cursive scripts such as Arabic get no letter spacing at all.)"""
+    rtl = run.direction == "rtl"
+    parts = clusters(run.text)
+    for cluster in reversed(parts) if rtl else parts:
         draw.text((x, y), cluster, **options)
-        x += measure(cluster, run.face, run.size, False, run.letter_spacing)
+        x += measure(cluster, run.face, run.size, rtl, run.letter_spacing)
 
 
 def _draw_emoji(target: Image.Image, run, x: float, y: float) -> None:

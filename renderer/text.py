@@ -233,7 +233,14 @@ def measure(text: str, face: FontFace, size: float, rtl: bool, spacing: float) -
     width = font.getlength(text, direction="rtl" if rtl else "ltr")
     if face.bitmap_size:
         width *= size / face.bitmap_size
-    return width + spacing * len(clusters(text))
+    return width + effective_spacing(text, spacing) * len(clusters(text))
+
+
+def effective_spacing(text: str, spacing: float) -> float:
+    """No letter spacing in cursive scripts (Arabic): it would tear the joined letters apart."""
+    if spacing and any(unicodedata.bidirectional(ch) == "AL" for ch in text):
+        return 0.0
+    return spacing
 
 
 def _segments(pieces: list[_Piece]) -> list[list[_Piece]]:
@@ -258,9 +265,12 @@ def _width(pieces: list[_Piece], size: float, spacing: float, exact: bool = True
         return sum(measure("".join(p.text for p in g), g[0].face, size, g[0].level % 2 == 1,
                            spacing) for g in _segments(pieces))
     ratio = size / REFERENCE_SIZE
-    return sum(measure("".join(p.text for p in g), g[0].face, REFERENCE_SIZE,
-                       g[0].level % 2 == 1, 0.0) * ratio for g in _segments(pieces)) + \
-        spacing * len(pieces)
+    total = 0.0
+    for group in _segments(pieces):
+        text = "".join(p.text for p in group)
+        total += measure(text, group[0].face, REFERENCE_SIZE, group[0].level % 2 == 1, 0.0) * \
+            ratio + effective_spacing(text, spacing) * len(group)
+    return total
 
 
 # ---------------------------------------------------------------- line breaking
@@ -357,10 +367,20 @@ def _shrink(paragraphs, box: TextBox) -> tuple[float, list[list[_Piece]], bool]:
     while size >= box.min_size:  # the estimate is checked exactly; rarely more than one step
         lines = attempt(size, True)
         if lines is not None:
-            return size, lines, True
+            return _grow(attempt, size, lines, box)
         size -= 0.5
     size = box.min_size
     return size, _break_lines(paragraphs, size, box, allow_split=True), False
+
+
+def _grow(attempt, size: float, lines, box: TextBox):
+    """The estimate may err low by a step: take half-pixel steps up while it still fits."""
+    while size + 0.5 <= box.size:
+        bigger = attempt(size + 0.5, True)
+        if bigger is None:
+            break
+        size, lines = size + 0.5, bigger
+    return size, lines, True
 
 
 def _estimate_size(attempt, box: TextBox) -> float:
@@ -456,10 +476,12 @@ def _place_line(line: list[_Piece], size: float, baseline: float, box: TextBox) 
     for index in order:
         group = groups[index]
         face = group[0].face
+        text = "".join(p.text for p in group)
         runs.append(Run(
-            text="".join(p.text for p in group), face=face, size=size, x=x, baseline=baseline,
+            text=text, face=face, size=size, x=x, baseline=baseline,
             width=widths[index], direction="rtl" if group[0].level % 2 else "ltr",
-            letter_spacing=box.letter_spacing, emoji=face.bitmap_size is not None,
+            letter_spacing=effective_spacing(text, box.letter_spacing),
+            emoji=face.bitmap_size is not None,
         ))
         x += widths[index]
     return runs
@@ -470,6 +492,21 @@ def apply_transform(text: str, transform: str) -> str:
         return text.upper()
     if transform == "lower":
         return text.lower()
-    if transform == "capitalize":  # CSS: first letter of each word, the rest untouched
-        return " ".join(w[:1].upper() + w[1:] for w in text.split(" "))
+    if transform == "capitalize":
+        return _capitalize(text)
     return text
+
+
+def _capitalize(text: str) -> str:
+    """CSS ``capitalize``: the first letter of each word, whatever precedes it ("(quoted)"),
+    the rest untouched; apostrophes stay inside words ("don't")."""
+    out, at_start = [], True
+    for ch in text:
+        if ch.isalnum():
+            out.append(ch.upper() if at_start else ch)
+            at_start = False
+        else:
+            out.append(ch)
+            if ch not in "'’":
+                at_start = True
+    return "".join(out)

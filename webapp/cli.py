@@ -23,6 +23,7 @@ from .rows import DataError, read_rows
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "renderer" / "demo"
 err = Console(stderr=True, soft_wrap=True)
+MAX_STEM_BYTES = 150  # leaves room for "-N", the extension and ".part" in a 255-byte name
 
 
 @click.group()
@@ -113,8 +114,10 @@ def _file_names(rows: list[dict], pattern: str | None) -> list[str]:
 
 
 def _safe_stem(text: str) -> str:
-    """No path separators or control characters: a row cannot write outside --out."""
-    return re.sub(r"[\x00-\x1f/\\:*?\"<>|]+", "_", text.strip()).strip(". ")[:150]
+    """No path separators or control characters: a row cannot write outside --out. File names
+    are limited in bytes, not characters: cut the UTF-8 form, never inside a character."""
+    stem = re.sub(r"[\x00-\x1f/\\:*?\"<>|]+", "_", text.strip()).strip(". ")
+    return stem.encode()[:MAX_STEM_BYTES].decode(errors="ignore").rstrip(". ")
 
 
 _worker_template: Template | None = None

@@ -17,7 +17,7 @@ class DataError(Exception):
 def read_rows(source: str) -> list[dict[str, Any]]:
     """Rows from a .csv or .json file, or from standard input with ``-`` (JSON or CSV)."""
     if source == "-":
-        text = sys.stdin.read()
+        text = sys.stdin.read().removeprefix("\ufeff")  # as utf-8-sig does for files
         kind = "json" if text.lstrip()[:1] in ("[", "{") else "csv"
     else:
         path = Path(source)
