@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .assets import directory_assets
 from .encode import EXTENSIONS, FORMATS, encode, encode_frames, normalize_format
-from .errors import ExpressionError, RendererError, ResourceError, TemplateError
+from .errors import ExpressionError, RendererError, TemplateError
 from .expressions import Scope, coerce, compile_expression
 from .key import compute_key, used_variables
 from .layout import Context, build_scene, missing_warnings, resolve_variables
@@ -242,19 +243,6 @@ def _render_html(tpl: Template, resolved: Mapping, opts: Options, context: Conte
     image = rasterize_pdf(pdf, scale=opts.scale, transparent=opts.transparent)
     data = encode(image, opts.format, quality=opts.quality, transparent=opts.transparent)
     return data, image.width, image.height, warnings
-
-
-def directory_assets(folder: str | Path) -> Callable[[str], bytes]:
-    """Assets read from one folder; names cannot climb out of it."""
-    root = Path(folder).resolve()
-
-    def read(name: str) -> bytes:
-        target = (root / name).resolve()
-        if root not in target.parents or not target.is_file():
-            raise ResourceError(f"no asset named {name!r} in {root}")
-        return target.read_bytes()
-
-    return read
 
 
 def _default_assets(tpl: Template) -> Callable[[str], bytes] | None:

@@ -12,12 +12,13 @@ import io
 import urllib.parse
 import warnings
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from functools import lru_cache
 
 from PIL import Image, ImageChops, ImageDraw, ImageOps
 
+from .assets import asset_stamp
 from .cache import ImageLRU
 from .errors import LimitError, ResourceError
 
@@ -41,7 +42,7 @@ class Loaded:
 
 _decoded = ImageLRU(512 * 1024 * 1024)
 _fitted = ImageLRU(256 * 1024 * 1024)
-_by_source: OrderedDict[str, tuple[str, int]] = OrderedDict()  # data: URI -> digest, bytes
+_by_source: OrderedDict[Hashable, tuple[str, int]] = OrderedDict()  # source -> digest, bytes
 
 
 def read_source(src: str, *, fetch: Fetch | None, assets: Assets | None, max_bytes: int,
@@ -132,14 +133,15 @@ def _open(data: bytes, max_pixels: int, path: str, src: str) -> Image.Image:
 
 def load(src: str, *, fetch: Fetch | None, assets: Assets | None, max_bytes: int,
          max_pixels: int, path: str) -> Loaded:
-    """Read and decode ``src``; ``data:`` sources skip even the read when warm.
+    """Read and decode ``src``; when warm, ``data:`` sources and assets whose store can stamp
+    them skip even the read.
 
-    Only a ``data:`` URI carries its own bytes: the same ``asset:`` name means another picture
-    in another workspace's store, or after a re-upload, so assets are read on every render (the
-    decode is still cached by digest)."""
-    stable = src[:5].lower() == "data:"
-    if stable and src in _by_source:
-        digest, size = _by_source[src]
+    The same ``asset:`` name means another picture in another workspace's store, or after a
+    re-upload, so an asset is only reused under its store's stamp (see ``renderer.assets``);
+    without a stamp it is read on every render (the decode is still cached by digest)."""
+    key = _source_key(src, assets)
+    if key is not None and key in _by_source:
+        digest, size = _by_source[key]
         cached = _decoded.get(digest)
         # the limits may be tighter in this render than in the one that filled the cache
         if cached is not None and size <= max_bytes and \
@@ -147,11 +149,21 @@ def load(src: str, *, fetch: Fetch | None, assets: Assets | None, max_bytes: int
             return Loaded(cached, digest)
     data = read_source(src, fetch=fetch, assets=assets, max_bytes=max_bytes, path=path)
     loaded = decode(data, max_pixels=max_pixels, path=path, src=src)
-    if stable and len(src) < 1_000_000:
-        _by_source[src] = (loaded.digest, len(data))
+    if key is not None:
+        _by_source[key] = (loaded.digest, len(data))
         while len(_by_source) > 4096:
             _by_source.popitem(last=False)
     return loaded
+
+
+def _source_key(src: str, assets: Assets | None) -> Hashable | None:
+    scheme = src[:6].lower()
+    if scheme.startswith("data:"):
+        return src if len(src) < 1_000_000 else None
+    if scheme == "asset:":
+        stamp = asset_stamp(assets, src[6:])
+        return ("asset", stamp) if stamp is not None else None
+    return None
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import urllib.parse
 import zlib
 
 import pytest
-from helpers import FakeFetch, close_to, color_at, open_image, png_bytes, png_data_uri
+from helpers import FakeFetch, close_to, color_at, open_image, png_bytes, png_data_uri, solid
 from PIL import EpsImagePlugin, Image
 
 from renderer import LimitError, Limits, ResourceError, render
@@ -423,3 +423,28 @@ def test_image_variable_with_a_sample(load_demo, demo_assets):
     out = render(tpl, tpl.samples() | {"photo": png_data_uri(Image.new("RGB", (8, 8), "red"))},
                  assets=demo_assets)
     assert color_at(open_image(out.data), (280, 315)) == RED
+
+
+def test_a_stamped_asset_is_not_read_again_until_it_changes(tmp_path):
+    from renderer.assets import DirectoryAssets
+
+    class Counting(DirectoryAssets):
+        reads = 0
+
+        def __call__(self, name):
+            Counting.reads += 1
+            return super().__call__(name)
+
+    (tmp_path / "pic.png").write_bytes(png_bytes(solid((200, 0, 0), (30, 20))))
+    assets = Counting(tmp_path)
+    template = {"width": 30, "height": 20, "layers": [
+        {"name": "p", "type": "image", "x": 0, "y": 0, "width": 30, "height": 20,
+         "src": "asset:pic.png"}]}
+    first = open_image(render(template, {}, assets=assets).data)
+    render(template, {}, assets=assets)
+    assert Counting.reads == 1
+    (tmp_path / "pic.png").write_bytes(png_bytes(solid((0, 0, 200), (30, 21))))
+    second = open_image(render(template, {}, assets=assets).data)
+    assert Counting.reads == 2
+    assert first.convert("RGB").getpixel((5, 5)) == (200, 0, 0)
+    assert second.convert("RGB").getpixel((5, 5)) == (0, 0, 200)
