@@ -27,16 +27,21 @@ NOTO = Path("/usr/share/fonts/truetype/noto")
 FORMATS = ("png", "jpeg", "webp")
 
 
-def timed(fn, runs: int, warmup: int = 10) -> tuple[float, int]:
+def timed_together(fns: list, runs: int, warmup: int = 10) -> list[tuple[float, int]]:
+    """Median ms and output bytes of each function, run round-robin so that the noise of a
+    shared 2-core VM falls on all of them alike."""
     for i in range(warmup):
-        fn(i)
-    samples, size = [], 0
+        for fn in fns:
+            fn(i)
+    samples: list[list[float]] = [[] for _ in fns]
+    sizes = [0] * len(fns)
     for i in range(runs):
-        start = time.perf_counter()
-        data = fn(warmup + i)
-        samples.append(time.perf_counter() - start)
-        size = len(data)
-    return statistics.median(samples) * 1000, size
+        for index, fn in enumerate(fns):
+            start = time.perf_counter()
+            data = fn(warmup + i)
+            samples[index].append(time.perf_counter() - start)
+            sizes[index] = len(data)
+    return [(statistics.median(s) * 1000, size) for s, size in zip(samples, sizes, strict=True)]
 
 
 def ours(fmt: str):
@@ -98,9 +103,8 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for fmt in FORMATS:
-        mine = timed(ours(fmt), args.runs)
-        theirs = timed(takumi(fmt), args.runs)
-        alone = timed(encoder_only(fmt), args.runs)
+        mine, theirs, alone = timed_together([ours(fmt), takumi(fmt), encoder_only(fmt)],
+                                             args.runs)
         rows.append((fmt, mine, theirs, alone))
     print_table(rows, args.runs, args.markdown)
 

@@ -90,12 +90,7 @@ class FontResolver:
 
     def chain(self, primary: FontFace, weight: float) -> tuple[FontFace, ...]:
         """The primary face followed by the bundled fallbacks, each at the nearest weight."""
-        faces = [primary]
-        for family in FALLBACK_FAMILIES:
-            face = BUNDLED[family][nearest_weight(list(BUNDLED[family]), weight)]
-            if face not in faces:
-                faces.append(face)
-        return tuple(faces)
+        return fallback_chain(primary, weight)
 
     def _load_source(self, src: str, path: str) -> FontFace:
         if src.startswith("data:"):
@@ -110,6 +105,16 @@ class FontResolver:
             except Exception as exc:
                 raise ResourceError(f"cannot load font {src!r}: {exc}", path=path) from None
         return FontFace(materialize_font(data, path=path))
+
+
+@lru_cache(maxsize=1024)
+def fallback_chain(primary: FontFace, weight: float) -> tuple[FontFace, ...]:
+    faces = [primary]
+    for family in FALLBACK_FAMILIES:
+        face = BUNDLED[family][nearest_weight(list(BUNDLED[family]), weight)]
+        if face not in faces:
+            faces.append(face)
+    return tuple(faces)
 
 
 def _decode_data_uri(src: str, path: str) -> bytes:

@@ -106,16 +106,16 @@ def _evaluate(raw: Any, scope: Scope, path: str) -> Any:
 
 
 def resolve_props(layer: Layer, overrides: Mapping[str, Any], scope: Scope) -> dict[str, Any]:
-    specs = {**COMMON_PROPS, **LAYER_PROPS[layer.type]}
-    props = {}
-    for key, raw in {**layer.props, **overrides}.items():
+    props = {**layer.props, **overrides} if overrides else dict(layer.props)
+    keys = layer.expressions if not overrides else \
+        [k for k, v in props.items() if _is_expression(v)]
+    if keys:
+        specs = {**COMMON_PROPS, **LAYER_PROPS[layer.type]}
+    for key in keys:
         path = f"{layer.path}.{key}"
-        if _is_expression(raw):
-            value = _evaluate(raw, scope, path)
-            props[key] = check_value(value, specs[key], path) if value is not None else \
-                specs[key].default
-        else:
-            props[key] = raw
+        value = _evaluate(props[key], scope, path)
+        props[key] = check_value(value, specs[key], path) if value is not None else \
+            specs[key].default
     return props
 
 

@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -116,14 +117,19 @@ class Layer:
     type: str
     props: dict[str, Any] = field(hash=False)  # every known property, defaults filled in
 
-    @property
+    @cached_property
     def path(self) -> str:
         return f"layers[{self.index}]"
+
+    @cached_property
+    def expressions(self) -> tuple[str, ...]:
+        """The properties that hold an expression (evaluated on every render)."""
+        return tuple(k for k, v in self.props.items() if _is_expression(v))
 
     @property
     def static(self) -> bool:
         """True when no property holds an expression: its picture never changes."""
-        return not any(_is_expression(v) for v in self.props.values())
+        return not self.expressions
 
 
 @dataclass(frozen=True)
