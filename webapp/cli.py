@@ -88,7 +88,12 @@ def render_command(template, data, out, fmt, name, jobs, assets, size, scale, qu
         err.print(f"[red]error:[/red] {exc}", highlight=False)
         sys.exit(2)
     names = _file_names(rows, name)
-    Path(out).mkdir(parents=True, exist_ok=True)
+    try:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        err.print(f"[red]error:[/red] cannot create {out}: {exc.strerror or exc}",
+                  highlight=False)
+        sys.exit(2)
     job = Job(template, out, fmt, size, scale, quality,
               assets or (tpl.base_path or os.getcwd()))
     failures = _run(job, list(zip(range(1, len(rows) + 1), names, rows, strict=True)), jobs)
@@ -139,8 +144,12 @@ def _render_row(job: Job, item: tuple[int, str, dict]) -> tuple[int, str | None]
         return number, str(exc)
     target = Path(job.out) / f"{stem}.{EXTENSIONS[job.format]}"
     partial = target.with_name(f".{target.name}.part")
-    partial.write_bytes(result.data)
-    partial.replace(target)  # a file in --out is always whole
+    try:
+        partial.write_bytes(result.data)
+        partial.replace(target)  # a file in --out is always whole
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        return number, f"cannot write {target}: {exc.strerror or exc}"
     return number, None
 
 

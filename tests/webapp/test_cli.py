@@ -255,3 +255,23 @@ def test_the_installed_command(demo_dir, tmp_path):
     done = subprocess.run([str(PIXELMERGE), "validate", "missing.json"], capture_output=True,
                           text=True, cwd=tmp_path, timeout=60)
     assert done.returncode == 2 and "missing.json" in done.stderr
+
+
+def test_an_out_folder_that_cannot_be_made_is_a_clear_error(card, rows_csv, tmp_path):
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("a file where the folder should go")
+    result = run("render", card, "--data", rows_csv, "--out", blocker / "cards")
+    assert result.exit_code == 2
+    assert "cannot create" in flat(result.output)
+    assert "Traceback" not in result.output
+
+
+def test_a_row_whose_file_cannot_be_written_fails_alone(card, rows_csv, tmp_path):
+    out = tmp_path / "cards"
+    (out / "2.png").mkdir(parents=True)  # a folder stands where row 2's file goes
+    result = run("render", card, "--data", rows_csv, "--out", out)
+    assert result.exit_code == 1
+    assert "row 2: cannot write" in flat(result.output)
+    assert sorted(p.name for p in out.iterdir()) == ["1.png", "2.png", "3.png", "4.png"]
+    assert (out / "2.png").is_dir()
+    assert not list(out.glob(".*.part"))
