@@ -21,6 +21,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
+from .assets import asset_stamp
 from .errors import ResourceError, TemplateError
 from .scene import FontFace
 
@@ -74,6 +75,7 @@ class FontResolver:
         self._assets = assets
         self._extra = {k.lower(): {int(w): FontFace(p) for w, p in faces.items()}
                        for k, faces in (extra or {}).items()}
+        self._loaded: dict[str, tuple[object, FontFace]] = {}
 
     def face(self, family: str, weight: float, *, path: str) -> FontFace:
         key = ALIASES.get(family.strip().lower(), family.strip().lower())
@@ -93,18 +95,27 @@ class FontResolver:
         return fallback_chain(primary, weight)
 
     def _load_source(self, src: str, path: str) -> FontFace:
+        """The font file behind ``src``; kept while the asset store's stamp says it is the
+        same file (see ``renderer.assets``), so warm renders do not read it again."""
+        stamp = src if src.startswith("data:") else asset_stamp(self._assets, src[6:])
+        face = self._loaded.get(src)
+        if face is not None and stamp is not None and face[0] == stamp:
+            return face[1]
+        loaded = FontFace(materialize_font(self._read(src, path), path=path))
+        self._loaded[src] = (stamp, loaded)
+        return loaded
+
+    def _read(self, src: str, path: str) -> bytes:
         if src.startswith("data:"):
-            data = _decode_data_uri(src, path)
-        else:
-            if self._assets is None:
-                raise ResourceError(f"font {src!r} needs an asset store", path=path)
-            try:
-                data = self._assets(src[len("asset:"):])
-            except ResourceError:
-                raise
-            except Exception as exc:
-                raise ResourceError(f"cannot load font {src!r}: {exc}", path=path) from None
-        return FontFace(materialize_font(data, path=path))
+            return _decode_data_uri(src, path)
+        if self._assets is None:
+            raise ResourceError(f"font {src!r} needs an asset store", path=path)
+        try:
+            return self._assets(src[len("asset:"):])
+        except ResourceError:
+            raise
+        except Exception as exc:
+            raise ResourceError(f"cannot load font {src!r}: {exc}", path=path) from None
 
 
 @lru_cache(maxsize=1024)

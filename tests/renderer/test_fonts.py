@@ -128,3 +128,25 @@ def test_fallback_chain_puts_the_primary_first_and_the_emoji_font_last():
     assert chain[0] == primary
     assert chain[-1].bitmap_size is not None
     assert len(set(chain)) == len(chain)
+
+
+def test_a_stamped_font_asset_is_read_once_until_it_changes(tmp_path):
+    from renderer.assets import DirectoryAssets
+
+    class Counting(DirectoryAssets):
+        reads: list[str] = []
+
+        def __call__(self, name):
+            Counting.reads.append(name)
+            return super().__call__(name)
+
+    (tmp_path / "brand.ttf").write_bytes((NOTO / "NotoSerif-Bold.ttf").read_bytes())
+    assets = Counting(tmp_path)
+    template = load_template(_template("Brand", fonts={"Brand": "asset:brand.ttf"}))
+    first = _face_path(template.source, assets)
+    render(template, {}, assets=assets)
+    render(template, {}, assets=assets)
+    assert Counting.reads == ["brand.ttf"]
+    (tmp_path / "brand.ttf").write_bytes((NOTO / "NotoSans-Regular.ttf").read_bytes())
+    assert _face_path(template.source, assets) != first  # a re-upload is picked up
+    assert Counting.reads == ["brand.ttf", "brand.ttf"]
