@@ -14,7 +14,7 @@ from .errors import ExpressionError, RendererError, TemplateError
 from .expressions import Scope, coerce, compile_expression
 from .key import compute_key, used_variables
 from .layout import Context, build_scene, missing_warnings, resolve_variables
-from .model import Limits, Template, load_template
+from .model import Limits, Template, check_overrides, load_template
 from .scene import Scene
 
 Fetch = Callable[[str], bytes]
@@ -75,15 +75,17 @@ def render_key(template: Template | Mapping | str | Path, variables: Mapping | N
                format: str = "png", size: str | None = None, scale: float = 1,
                quality: int | None = None, transparent: bool = False,
                template_id: Any = None, version: Any = None,
-               now: dt.datetime | None = None, limits: Limits | None = None) -> str:
+               now: dt.datetime | None = None, limits: Limits | None = None,
+               overrides: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """The key of SPEC 5 for this request, without rendering."""
     tpl = _as_template(template)
     opts = _options(format, size, scale, quality, transparent, limits or Limits())
-    return _key(tpl, resolve_variables(tpl, variables), opts, template_id, version, now)
+    return _key(tpl, resolve_variables(tpl, variables), opts, template_id, version, now,
+                check_overrides(tpl, overrides))
 
 
 def _key(tpl: Template, resolved: Mapping, opts: Options, template_id: Any, version: Any,
-         now: dt.datetime | None) -> str:
+         now: dt.datetime | None, overrides: Mapping | None = None) -> str:
     options = opts.as_key()
     countdown = _countdown(tpl)
     if countdown and opts.format == "gif":
@@ -93,7 +95,7 @@ def _key(tpl: Template, resolved: Mapping, opts: Options, template_id: Any, vers
         template_id=tpl.digest if template_id is None else template_id,
         version=tpl.digest if version is None else version,
         variables=used_variables(tpl, resolved), format=opts.format, options=options,
-        size=opts.size,
+        size=opts.size, layers=overrides,
     )
 
 
@@ -103,15 +105,20 @@ def render(template: Template | Mapping | str | Path, variables: Mapping | None 
            quality: int | None = None, transparent: bool = False,
            fonts: Mapping[str, Mapping[int, str]] | None = None, limits: Limits | None = None,
            template_id: Any = None, version: Any = None,
-           now: dt.datetime | None = None) -> Rendered:
-    """Render ``template`` with ``variables`` into ``format`` bytes."""
+           now: dt.datetime | None = None,
+           overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Rendered:
+    """Render ``template`` with ``variables`` into ``format`` bytes.
+
+    ``overrides`` sets layer properties for this render only ({"title": {"text": "Hi"}}):
+    values are checked like written ones and are never evaluated as expressions."""
     tpl = _as_template(template)
     limits = limits or Limits()
     opts = _options(format, size, scale, quality, transparent, limits)
     resolved = resolve_variables(tpl, variables)
-    key = _key(tpl, resolved, opts, template_id, version, now)
+    checked = check_overrides(tpl, overrides)
+    key = _key(tpl, resolved, opts, template_id, version, now, checked)
     context = Context(fetch=fetch, assets=assets or _default_assets(tpl), limits=limits,
-                      fonts=fonts)
+                      fonts=fonts, overrides=checked)
     if tpl.kind == "html":
         data, width, height, warnings = _render_html(tpl, resolved, opts, context)
     elif tpl.frames and opts.format == "gif":
@@ -125,11 +132,13 @@ def render_scene(template: Template | Mapping | str | Path, variables: Mapping |
                  size: str | None = None, scale: float = 1, fetch: Fetch | None = None,
                  assets: Callable[[str], bytes] | None = None,
                  fonts: Mapping[str, Mapping[int, str]] | None = None,
-                 limits: Limits | None = None) -> Scene:
+                 limits: Limits | None = None,
+                 overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Scene:
     """The laid-out scene (positions, chosen font sizes, lines) without painting it."""
     tpl = _as_template(template)
     context = Context(fetch=fetch, assets=assets or _default_assets(tpl),
-                      limits=limits or Limits(), fonts=fonts)
+                      limits=limits or Limits(), fonts=fonts,
+                      overrides=check_overrides(tpl, overrides))
     scope = Scope(resolve_variables(tpl, variables))
     scene = build_scene(tpl, scope, size=size, scale=scale, context=context)
     scene.warnings[:0] = missing_warnings(scope)

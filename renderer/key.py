@@ -26,11 +26,14 @@ def _plain(value: Any) -> Any:
 
 
 def compute_key(*, template_id: Any, version: Any, variables: Mapping[str, Any], format: str,
-                options: Mapping[str, Any], size: str | None) -> str:
+                options: Mapping[str, Any], size: str | None,
+                layers: Mapping[str, Any] | None = None) -> str:
     payload = {
         "template": template_id, "version": version, "variables": _plain(variables),
         "format": format, "options": _plain(options), "size": size,
     }
+    if layers:  # per-layer values of the request (Placid/Bannerbear shapes) are part of it
+        payload["layers"] = _plain(layers)
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 

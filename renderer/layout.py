@@ -31,6 +31,7 @@ class Context:
     assets: Callable[[str], bytes] | None = None
     limits: Limits = field(default_factory=Limits)
     fonts: Mapping[str, Mapping[int, str]] | None = None
+    overrides: Mapping[str, Mapping[str, Any]] | None = None  # checked by check_overrides
 
 
 def resolve_variables(template: Template, variables: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -57,12 +58,16 @@ def build_scene(template: Template, scope: Scope, *, size: str | None, scale: fl
     fonts = _resolver(template, context)
     warnings: list[str] = []
     items = []
+    requested = context.overrides or {}
     for layer in template.layers:
-        props = resolve_props(layer, variant["layers"].get(layer.name, {}), scope)
+        overrides = variant["layers"].get(layer.name, {})
+        props = resolve_props(layer, overrides, scope)
+        # a request's own values are data: applied after evaluation, never evaluated
+        props.update(requested.get(layer.name, {}))
         if not props["visible"]:
             continue
-        overrides = variant["layers"].get(layer.name, {})
-        static = layer.static and not any(_is_expression(v) for v in overrides.values())
+        static = layer.static and layer.name not in requested and \
+            not any(_is_expression(v) for v in overrides.values())
         item = _build_item(layer, props, scale, fonts, context, warnings, static)
         if item is not None:
             items.append(item)

@@ -612,3 +612,30 @@ def _countdown(data: dict, limits: Limits) -> dict:
                            Prop("int", minimum=20, maximum=60000), f"{path}.duration")
     return {"countdown": {"until": until, "frames": count, "step": step,
                           "duration": duration}}
+
+
+def check_overrides(template: Template, overrides: Any) -> dict[str, dict[str, Any]]:
+    """Per-layer property values given with a render request (Placid's ``layers``, Bannerbear's
+    ``modifications``), checked like values written in the template. They are data: a value
+    holding ``{{`` is text, not an expression."""
+    if not overrides:
+        return {}
+    if not isinstance(overrides, dict):
+        raise TemplateError("must map layer names to properties", path="layers")
+    by_name = {layer.name: layer for layer in template.layers}
+    checked = {}
+    for name, props in overrides.items():
+        path = f"layers.{name}"
+        layer = by_name.get(name)
+        if layer is None:
+            hint = difflib.get_close_matches(str(name), list(by_name), n=1)
+            suggestion = f" (did you mean '{hint[0]}'?)" if hint else ""
+            raise TemplateError(f"no layer named {name!r}{suggestion}", path=path)
+        if not isinstance(props, dict):
+            raise TemplateError("must be an object of properties", path=path)
+        specs = {**COMMON_PROPS, **LAYER_PROPS[layer.type]}
+        _check_keys(props, specs, path)
+        checked[name] = {key: check_value(value, specs[key], f"{path}.{key}")
+                         if value is not None else specs[key].default
+                         for key, value in props.items()}
+    return checked

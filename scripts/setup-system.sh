@@ -2,11 +2,14 @@
 # Installs the Debian packages Pixelmerge needs, only those that are missing.
 # Fonts: Noto Sans (regular/bold), Arabic, Hebrew, Devanagari, CJK and colour emoji are the
 # renderer's bundled default chain. Libraries: Pango/HarfBuzz for WeasyPrint, zbar for the QR tests.
+# Servers: PostgreSQL and Redis binaries (make run and the tests start their own instances; the
+# packages' own system services are not needed).
 set -euo pipefail
 PACKAGES=(
   fonts-noto-core fonts-noto-cjk fonts-noto-color-emoji fontconfig
   libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 libfribidi0 libraqm0
   libzbar0
+  postgresql redis-server
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

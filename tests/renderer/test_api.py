@@ -548,3 +548,25 @@ def test_html_fetch_failures_fail_the_render():
     with pytest.raises(ResourceError, match="img.example"):
         render(html_image("https://img.example/gone.png"), {}, format="png", fetch=fetch)
     assert fetch.calls == ["https://img.example/gone.png"]
+
+
+def test_layer_overrides_set_properties_as_data_and_change_the_key(load_demo):
+    from renderer import TemplateError, render_key
+
+    card = load_demo("card")
+    samples = card.samples()
+    overrides = {"title": {"text": "{{ 7*7 }}", "color": "#ffff00"}, "badge": {"visible": "no"}}
+    scene = render_scene(card, samples, overrides=overrides)
+    title = next(item for item in scene.items if item.common.name == "title")
+    assert title.lines == ("{{ 7*7 }}",)  # data, never evaluated
+    assert title.color.rgba == (255, 255, 0, 255)
+    assert "badge" not in {item.common.name for item in scene.items}
+    keyed = render_key(card, samples, overrides=overrides)
+    assert keyed == render(card, samples, overrides=overrides).key
+    assert keyed != render_key(card, samples)
+    with pytest.raises(TemplateError) as info:
+        render_key(card, samples, overrides={"titel": {"text": "x"}})
+    assert info.value.path == "layers.titel" and "did you mean 'title'" in info.value.message
+    with pytest.raises(TemplateError) as info:
+        render_key(card, samples, overrides={"title": {"size": "huge"}})
+    assert info.value.path == "layers.title.size"
