@@ -206,3 +206,14 @@ def demo(out: str) -> None:
         (target / name).write_bytes(result.data)
         click.echo(f"  {name:28} {result.width}x{result.height}  {len(result.data):>9,} bytes")
     click.echo(f"Demo images are in {target.resolve()}")
+
+
+def _register_service_commands() -> None:
+    from .cli_service import admin, db, serve
+
+    main.add_command(serve)
+    main.add_command(db)
+    main.add_command(admin)
+
+
+_register_service_commands()

@@ -1,0 +1,15 @@
+"""The REST API, version 1, under ``/api/v1``: one blueprint per resource."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app
+
+from ..extensions import limiter
+from . import assets, me, renders, templates
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+for module in (me, templates, assets, renders):
+    bp.register_blueprint(module.bp)
+
+# per API key (or client address without one); limits come from configuration
+limiter.limit(lambda: current_app.config["RATE_LIMIT"])(bp)

@@ -1,0 +1,63 @@
+"""Renders: ``POST /renders`` (synchronous), ``GET /renders/{id}``, ``GET /renders``."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+
+from ..auth import authenticate
+from ..errors import not_found
+from ..extensions import db
+from ..models import Render
+from ..openapi import operation
+from ..rendering import Request, fold, format_of, get_template, get_version, load_version, perform
+from ..rendering import render_object as render_json
+from ..schemas import RenderBody, RenderList, RenderListQuery, RenderOut
+from .common import current_workspace
+
+bp = Blueprint("renders", __name__)
+
+
+def _request(body: RenderBody, workspace_id: int) -> Request:
+    template = get_template(workspace_id, body.template)
+    version = get_version(template, body.version)
+    tpl = load_version(version)
+    variables, overrides = fold(tpl, body.variables, body.layers, body.modifications)
+    return Request(template, version, tpl, variables, overrides, format_of(body.format),
+                   body.size, body.scale, body.quality, body.transparent)
+
+
+@operation(bp, "POST", "/renders", summary="Render a template", tag="renders", scope="render",
+           body=RenderBody, responses={201: RenderOut, 200: RenderOut},
+           errors=(400, 401, 403, 404, 413, 415, 422, 429))
+def create_render(body: RenderBody):
+    """Synchronous: ``201`` with the new render, or ``200`` with ``cached: true`` when the same
+    request was rendered before (answered from storage, not counted against the quota). Give
+    data as ``variables``, Placid-style ``layers`` or Bannerbear-style ``modifications``."""
+    workspace = current_workspace()
+    row, cached = perform(_request(body, workspace.id), workspace=workspace,
+                          api_key_id=authenticate().key_id, metadata=body.metadata)
+    return render_json(row, cached=cached, metadata=body.metadata), 200 if cached else 201
+
+
+@operation(bp, "GET", "/renders/<int:render_id>", summary="Get a render", tag="renders",
+           scope="render", responses={200: RenderOut}, errors=(401, 403, 404))
+def get_render(render_id: int):
+    row = db.session.get(Render, render_id)
+    if row is None or row.workspace_id != current_workspace().id:
+        raise not_found("render", render_id)
+    return render_json(row, cached=False)
+
+
+@operation(bp, "GET", "/renders", summary="List renders, newest first", tag="renders",
+           scope="render", query=RenderListQuery, responses={200: RenderList})
+def list_renders(query: RenderListQuery):
+    """Newest first with stable ids: works as a Zapier/Make polling trigger."""
+    statement = db.select(Render).where(Render.workspace_id == current_workspace().id)
+    if query.template is not None:
+        statement = statement.where(Render.template_id == query.template)
+    if query.status is not None:
+        statement = statement.where(Render.status == query.status)
+    if query.before is not None:
+        statement = statement.where(Render.id < query.before)
+    rows = db.session.scalars(statement.order_by(Render.id.desc()).limit(query.limit)).all()
+    return {"data": [render_json(row, cached=False) for row in rows]}

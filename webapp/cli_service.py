@@ -1,0 +1,127 @@
+"""``pixelmerge serve``, ``db upgrade`` and ``admin …``: the commands that need the web app."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import sys
+
+import click
+
+EXPIRY = re.compile(r"(\d+)([dhw])")
+
+
+def _app():
+    from . import create_app
+
+    return create_app()
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=None, type=int,
+              help="Processes (default: one per core; rendering is CPU-bound).")
+@click.option("--threads", default=4, show_default=True, type=int,
+              help="Threads per process (requests waiting on the database or storage).")
+def serve(host: str, port: int, workers: int | None, threads: int) -> None:
+    """Serve the web app under gunicorn."""
+    from gunicorn.app.base import BaseApplication
+
+    class Server(BaseApplication):
+        def load_config(self):
+            options = {"bind": f"{host}:{port}", "workers": workers or os.cpu_count() or 1,
+                       "threads": threads, "worker_class": "gthread", "timeout": 120,
+                       "graceful_timeout": 30, "accesslog": "-", "errorlog": "-",
+                       "forwarded_allow_ips": "127.0.0.1"}
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            return _app()
+
+    Server().run()
+
+
+@click.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Create or upgrade the database schema to the newest revision."""
+    from .migrate import upgrade as run_upgrade
+
+    app = _app()
+    run_upgrade(app)
+    click.echo(f"database is up to date ({_safe_url(app.config['DATABASE_URL'])})")
+
+
+def _safe_url(url: str) -> str:
+    return re.sub(r"://([^:/@]+):[^@]+@", r"://\1:***@", url)
+
+
+@click.group()
+def admin() -> None:
+    """Users and API keys."""
+
+
+@admin.command("create-user")
+@click.argument("email")
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--workspace", "workspace_name", default=None, help="Workspace name.")
+def create_user(email: str, password: str, workspace_name: str | None) -> None:
+    """Create a user with a workspace of their own."""
+    from .accounts import AccountError
+    from .accounts import create_user as make_user
+
+    app = _app()
+    with app.app_context():
+        try:
+            user = make_user(email, password, workspace_name)
+        except AccountError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        click.echo(f"created {user.email} in workspace {user.workspace.id} "
+                   f"({user.workspace.name})")
+
+
+@admin.command("create-api-key")
+@click.argument("email")
+@click.option("--scopes", default="render,templates:read,templates:write", show_default=True,
+              help="Comma-separated: render, templates:read, templates:write, sources, admin.")
+@click.option("--expires", default=None, help="30d, 12h, 2w or a date (2027-01-31).")
+@click.option("--name", default="", help="A label to tell keys apart.")
+def create_api_key(email: str, scopes: str, expires: str | None, name: str) -> None:
+    """Create an API key; the key is printed once, alone on the last line."""
+    from .accounts import AccountError, issue_key
+
+    app = _app()
+    with app.app_context():
+        try:
+            key, token = issue_key(email, [s.strip() for s in scopes.split(",") if s.strip()],
+                                   expires_at=parse_expiry(expires), name=name)
+        except AccountError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        click.echo(f"API key {key.prefix}… for {email}, scopes: {key.scopes}"
+                   + (f", expires {key.expires_at:%Y-%m-%d %H:%M} UTC" if key.expires_at else ""))
+        click.echo(token)
+
+
+def parse_expiry(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    match = EXPIRY.fullmatch(text.strip())
+    now = dt.datetime.now(dt.UTC)
+    if match:
+        unit = {"d": "days", "h": "hours", "w": "weeks"}[match[2]]
+        return now + dt.timedelta(**{unit: int(match[1])})
+    try:
+        when = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise click.BadParameter("use 30d, 12h, 2w or a date like 2027-01-31",
+                                 param_hint="--expires") from None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)

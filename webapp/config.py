@@ -1,0 +1,95 @@
+"""Configuration: defaults, then the environment (SPEC 12), then ``test_config``.
+
+Environment variables keep the names the spec gives (``DATABASE_URL``, ``REDIS_URL`` …); every
+other setting can be given as ``PIXELMERGE_<NAME>``. Secrets that a single-machine install needs
+but nobody set (``SECRET_KEY``, ``ENCRYPTION_KEY``) are generated once and kept in the data
+folder, so ``make run`` works out of the box and restarts keep sessions and secrets readable.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+ENV_NAMES = (
+    "DATABASE_URL", "REDIS_URL", "STORAGE_URL", "PUBLIC_URL", "SECRET_KEY", "ENCRYPTION_KEY",
+    "GOOGLE_CLIENT_ID", "GOOGLE_CLIENT_SECRET", "GOOGLE_SERVICE_ACCOUNT_FILE",
+    "GOOGLE_SHEETS_API_URL", "OUTBOUND_ALLOWLIST", "S3_ENDPOINT_URL",
+)
+
+
+def defaults(data_dir: Path) -> dict[str, Any]:
+    return {
+        "DATA_DIR": str(data_dir),
+        "DATABASE_URL": f"sqlite:///{data_dir / 'pixelmerge.db'}",
+        "REDIS_URL": None,
+        "STORAGE_URL": f"file://{data_dir / 'storage'}",
+        "S3_ENDPOINT_URL": os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
+            "AWS_ENDPOINT_URL"),
+        "PUBLIC_URL": "http://localhost:8000",
+        "SECRET_KEY": None,
+        "ENCRYPTION_KEY": None,
+        "GOOGLE_SHEETS_API_URL": "https://sheets.googleapis.com",
+        "OUTBOUND_ALLOWLIST": "",
+        # limits (SPEC 12)
+        "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
+        "MAX_CANVAS": 8000,
+        "MAX_LAYERS": 200,
+        "MAX_IMAGE_BYTES": 20 * 1024 * 1024,
+        "MAX_IMAGE_PIXELS": 40_000_000,
+        "MAX_BATCH_ITEMS": 10_000,
+        "RENDER_TIMEOUT": 30,
+        "OUTBOUND_TIMEOUT": 10.0,
+        "MAX_ASSET_BYTES": 20 * 1024 * 1024,
+        # metering
+        "MONTHLY_QUOTA": 10_000,  # renders per workspace per month; 0 means unlimited
+        "RATE_LIMIT": "600 per minute",  # per API key
+        "PUBLIC_RATE_LIMIT": "120 per minute",  # per client address on /u/
+    }
+
+
+_INTS = {"MAX_CONTENT_LENGTH", "MAX_CANVAS", "MAX_LAYERS", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS",
+         "MAX_BATCH_ITEMS", "RENDER_TIMEOUT", "MONTHLY_QUOTA", "MAX_ASSET_BYTES"}
+_FLOATS = {"OUTBOUND_TIMEOUT"}
+
+
+def from_environment(environ: os._Environ | dict, known: dict[str, Any]) -> dict[str, Any]:
+    """The spec's variable names as they are, and ``PIXELMERGE_<NAME>`` for every setting."""
+    found: dict[str, Any] = {}
+    for name in ENV_NAMES:
+        if environ.get(name):
+            found[name] = environ[name]
+    for name in known:
+        value = environ.get(f"PIXELMERGE_{name}")
+        if value is not None:
+            found[name] = _typed(name, value)
+    return found
+
+
+def _typed(name: str, value: str) -> Any:
+    if name in _INTS:
+        return int(value)
+    if name in _FLOATS:
+        return float(value)
+    return value
+
+
+def data_dir(environ: os._Environ | dict) -> Path:
+    return Path(environ.get("PIXELMERGE_DATA") or Path.cwd() / "var").resolve()
+
+
+def ensure_secret(config: dict[str, Any], name: str, make) -> None:
+    """Use the configured secret, else the one kept in the data folder, else make one."""
+    if config.get(name):
+        return
+    path = Path(config["DATA_DIR"]) / name.lower()
+    if path.exists():
+        config[name] = path.read_text().strip()
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = make()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value)
+    config[name] = value

@@ -1,0 +1,11 @@
+"""SQLAlchemy models, one module per aggregate."""
+
+from .account import Membership, User, Workspace
+from .apikey import SCOPES, ApiKey
+from .asset import Asset
+from .render import Render
+from .template import Template, TemplateVersion
+from .usage import Usage
+
+__all__ = ["SCOPES", "ApiKey", "Asset", "Membership", "Render", "Template", "TemplateVersion",
+           "Usage", "User", "Workspace"]

@@ -1,0 +1,311 @@
+"""Renders for the web app: request shapes to variables and layer values, the render identity,
+answers from storage for keys rendered before, and the render itself with the workspace's
+assets and fonts and the guarded outbound session."""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select
+
+import renderer
+from connectors.http import GuardedSession, OutboundPolicy
+from renderer import Limits, RendererError, Template
+from renderer.encode import EXTENSIONS, normalize_format
+from renderer.fonts import font_cache_dir, materialize_font
+
+from .errors import ApiError, not_found
+from .extensions import db
+from .models import Asset, Render, TemplateVersion
+from .models import Template as TemplateRow
+from .models.base import iso, utcnow
+from .models.render import storage_name
+from .storage import NotFound
+from .usage import check_quota, count_render
+
+# request field -> layer property, by layer type (Placid's and Bannerbear's names, and ours)
+FIELD_MAP = {
+    "text": {"text": "text", "color": "color", "text_color": "color", "font": "font",
+             "font_family": "font", "font_size": "size"},
+    "image": {"image": "src", "image_url": "src", "src": "src"},
+    "rect": {"color": "fill", "background": "fill", "background_color": "fill",
+             "fill": "fill", "border_color": "stroke", "border_width": "stroke_width"},
+    "ellipse": {"color": "fill", "background": "fill", "background_color": "fill",
+                "fill": "fill", "border_color": "stroke", "border_width": "stroke_width"},
+    "qr": {"data": "data", "text": "data", "value": "data", "color": "color",
+           "background": "background"},
+}
+COMMON_FIELDS = {"hide": "visible", "visible": "visible", "opacity": "opacity", "x": "x",
+                 "y": "y", "width": "width", "height": "height", "rotation": "rotation"}
+
+
+@dataclass(frozen=True)
+class Request:
+    """A render request after the three shapes were folded into one."""
+
+    template: TemplateRow
+    version: TemplateVersion
+    tpl: Template
+    variables: dict[str, Any]
+    overrides: dict[str, dict[str, Any]]
+    format: str
+    size: str | None
+    scale: float
+    quality: int | None
+    transparent: bool
+
+
+# ---------------------------------------------------------------- templates
+
+_templates: OrderedDict[int, Template] = OrderedDict()
+_templates_lock = threading.Lock()
+
+
+def limits() -> Limits:
+    config = current_app.config
+    return Limits(max_canvas=config["MAX_CANVAS"], max_layers=config["MAX_LAYERS"],
+                  max_image_bytes=config["MAX_IMAGE_BYTES"],
+                  max_image_pixels=config["MAX_IMAGE_PIXELS"])
+
+
+def load_version(version: TemplateVersion) -> Template:
+    """The validated template of a stored version (immutable, so cached by its row id)."""
+    with _templates_lock:
+        tpl = _templates.get(version.id)
+        if tpl is not None:
+            _templates.move_to_end(version.id)
+            return tpl
+    tpl = renderer.load_template(version.content, limits=limits())
+    with _templates_lock:
+        _templates[version.id] = tpl
+        while len(_templates) > 512:
+            _templates.popitem(last=False)
+    return tpl
+
+
+def get_template(workspace_id: int, template_id: int) -> TemplateRow:
+    row = db.session.get(TemplateRow, template_id)
+    if row is None or row.workspace_id != workspace_id or row.deleted_at is not None:
+        raise not_found("template", template_id)
+    return row
+
+
+def get_version(template: TemplateRow, number: int | None) -> TemplateVersion:
+    number = number or template.current_version
+    version = db.session.scalar(select(TemplateVersion).where(
+        TemplateVersion.template_id == template.id, TemplateVersion.version == number))
+    if version is None:
+        raise ApiError(404, "version_not_found",
+                       f"template {template.id} has no version {number}")
+    return version
+
+
+# ---------------------------------------------------------------- request shapes
+
+def fold(tpl: Template, variables: Mapping | None, layers: Mapping | None,
+         modifications: list | None) -> tuple[dict, dict]:
+    """``variables``, Placid's ``layers`` and Bannerbear's ``modifications`` to variables and
+    per-layer property values. A name that is no layer but a variable sets the variable."""
+    values = dict(variables or {})
+    overrides: dict[str, dict[str, Any]] = {}
+    changes = [(name, dict(fields)) for name, fields in (layers or {}).items()]
+    changes += [(m.name, m.model_extra or {}) for m in (modifications or [])]
+    by_name = {layer.name: layer for layer in tpl.layers}
+    for name, fields in changes:
+        layer = by_name.get(name)
+        if layer is not None:
+            overrides.setdefault(name, {}).update(_layer_fields(layer, fields))
+        elif name in tpl.variables or len(fields) == 1:
+            values[name] = _variable_value(fields)
+        else:
+            raise ApiError(422, "unknown_layer", f"the template has no layer named {name!r}",
+                           details={"path": f"layers.{name}"})
+    return values, overrides
+
+
+def _variable_value(fields: Mapping[str, Any]) -> Any:
+    for field in ("value", "text", "image_url", "image", "color"):
+        if field in fields:
+            return fields[field]
+    return next(iter(fields.values()), None)
+
+
+def _layer_fields(layer, fields: Mapping[str, Any]) -> dict[str, Any]:
+    names = {**COMMON_FIELDS, **FIELD_MAP[layer.type]}
+    props = {}
+    for field, value in fields.items():
+        prop = names.get(field, field)  # our own property names work as they are
+        props[prop] = (not value) if field == "hide" else value
+    return props
+
+
+# ---------------------------------------------------------------- answering
+
+def render_object(row: Render, *, cached: bool, metadata: Any = None) -> dict[str, Any]:
+    done = row.status == "completed"
+    public = current_app.config["PUBLIC_URL"].rstrip("/")
+    return {
+        "id": row.id, "key": row.key, "status": row.status,
+        "url": f"{public}/r/{row.key}.{EXTENSIONS[row.format]}" if done else None,
+        "format": row.format, "width": row.width, "height": row.height, "cached": cached,
+        "template": row.template_id, "version": row.version, "warnings": row.warnings or [],
+        "error": row.error, "metadata": row.meta if metadata is None else metadata,
+        "created_at": iso(row.created_at), "completed_at": iso(row.completed_at),
+    }
+
+
+def key_of(req: Request) -> str:
+    return renderer.render_key(
+        req.tpl, req.variables, format=req.format, size=req.size, scale=req.scale,
+        quality=req.quality, transparent=req.transparent, template_id=req.template.id,
+        version=req.version.version, overrides=req.overrides, limits=limits())
+
+
+# key -> render id, for completed renders whose file this process has seen in storage
+# (completed renders never change, so the lookup and the storage check are done once)
+_completed: OrderedDict[str, int] = OrderedDict()
+
+
+def find_completed(workspace_id: int, key: str) -> Render | None:
+    """The completed render of ``key`` whose file is in storage, if any."""
+    render_id = _completed.get(key)
+    if render_id is not None:
+        row = db.session.get(Render, render_id)
+        if row is not None and row.workspace_id == workspace_id:
+            return row
+    row = db.session.scalar(select(Render).where(
+        Render.key == key, Render.workspace_id == workspace_id, Render.status == "completed")
+        .order_by(Render.id).limit(1))
+    if row is None or not current_app.extensions["storage"].exists(row.storage_name):
+        return None
+    _remember(key, row.id)
+    return row
+
+
+def _remember(key: str, render_id: int) -> None:
+    _completed[key] = render_id
+    while len(_completed) > 100_000:
+        _completed.popitem(last=False)
+
+
+def perform(req: Request, *, workspace, api_key_id: int | None,
+            metadata: Any) -> tuple[Render, bool]:
+    """The render for ``req``: from storage when its key was rendered before (cached, free),
+    else rendered now, stored and counted. Returns (row, cached)."""
+    key = key_of(req)
+    existing = find_completed(workspace.id, key)
+    if existing is not None:
+        return existing, True
+    check_quota(workspace)
+    row = Render(workspace_id=workspace.id, template_id=req.template.id,
+                 version=req.version.version, key=key, format=req.format, status="rendering",
+                 meta=metadata, api_key_id=api_key_id)
+    try:
+        result = run_renderer(req, workspace.id)
+    except RendererError as exc:
+        _fail(row, exc)
+        raise
+    _complete(row, result)
+    return row, False
+
+
+def run_renderer(req: Request, workspace_id: int) -> renderer.Rendered:
+    return renderer.render(
+        req.tpl, req.variables, format=req.format, size=req.size, scale=req.scale,
+        quality=req.quality, transparent=req.transparent, fetch=outbound().fetch,
+        assets=WorkspaceAssets(workspace_id), fonts=workspace_fonts(workspace_id),
+        limits=limits(), template_id=req.template.id, version=req.version.version,
+        overrides=req.overrides)
+
+
+def _complete(row: Render, result: renderer.Rendered) -> None:
+    """Store the bytes first, then record the row: a row never points at a missing file."""
+    current_app.extensions["storage"].put(storage_name(row.key, row.format), result.data,
+                                          content_type=result.mime)
+    row.status, row.width, row.height = "completed", result.width, result.height
+    row.size_bytes, row.warnings, row.completed_at = len(result.data), result.warnings, utcnow()
+    db.session.add(row)
+    count_render(row.workspace_id)
+    db.session.commit()
+    _remember(row.key, row.id)
+
+
+def _fail(row: Render, exc: RendererError) -> None:
+    row.status, row.completed_at = "failed", utcnow()
+    row.error = {"code": exc.code, "message": str(exc), "path": exc.path}
+    db.session.add(row)
+    db.session.commit()
+
+
+def outbound() -> GuardedSession:
+    session = current_app.extensions.get("outbound")
+    if session is None:
+        config = current_app.config
+        policy = OutboundPolicy.from_config(config["OUTBOUND_ALLOWLIST"],
+                                            max_bytes=config["MAX_IMAGE_BYTES"],
+                                            timeout=config["OUTBOUND_TIMEOUT"])
+        session = current_app.extensions["outbound"] = GuardedSession(policy)
+    return session
+
+
+def format_of(name: str) -> str:
+    try:
+        return normalize_format(name)
+    except RendererError as exc:
+        raise ApiError(400, "unsupported_format", exc.message) from None
+
+
+# ---------------------------------------------------------------- workspace assets and fonts
+
+class WorkspaceAssets:
+    """``asset:<name>`` for one workspace, read from storage; stamped by content digest."""
+
+    def __init__(self, workspace_id: int):
+        self.workspace_id = workspace_id
+        self._rows: dict[str, Asset | None] = {}
+
+    def _row(self, name: str) -> Asset | None:
+        if name not in self._rows:
+            self._rows[name] = db.session.scalar(select(Asset).where(
+                Asset.workspace_id == self.workspace_id, Asset.name == name))
+        return self._rows[name]
+
+    def __call__(self, name: str) -> bytes:
+        row = self._row(name)
+        if row is None:
+            raise renderer.ResourceError(f"no asset named {name!r} in this workspace "
+                                         f"(upload it with POST /api/v1/assets)")
+        try:
+            return current_app.extensions["storage"].get(row.storage_name)
+        except NotFound:
+            raise renderer.ResourceError(f"the file of asset {name!r} is missing") from None
+
+    def stamp(self, name: str) -> Hashable | None:
+        row = self._row(name)
+        return None if row is None else ("workspace", self.workspace_id, name, row.sha256)
+
+
+def workspace_fonts(workspace_id: int) -> dict[str, dict[int, str]]:
+    """The workspace's uploaded fonts by family and weight, as local files for both painters."""
+    rows = db.session.execute(select(Asset.family, Asset.weight, Asset.sha256).where(
+        Asset.workspace_id == workspace_id, Asset.kind == "font")).all()
+    fonts: dict[str, dict[int, str]] = {}
+    for family, weight, sha in rows:
+        if family:
+            fonts.setdefault(family, {})[weight or 400] = font_file(workspace_id, sha)
+    return fonts
+
+
+def font_file(workspace_id: int, sha: str) -> str:
+    """materialize_font names its files by the upload's digest, so a warm machine finds the
+    file without reading storage; another machine fetches it once."""
+    cached = font_cache_dir() / f"{sha[:32]}.otf"
+    if cached.exists():
+        return str(cached)
+    data = current_app.extensions["storage"].get(f"assets/{workspace_id}/{sha}")
+    return materialize_font(data, path="fonts")

@@ -1,0 +1,174 @@
+"""Request and response bodies of the REST API. The same models validate requests and generate
+``/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Format = Literal["png", "jpeg", "jpg", "webp", "avif", "gif", "pdf"]
+Scope = Literal["render", "templates:read", "templates:write", "sources", "admin"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Modification(BaseModel):
+    """One Bannerbear-style change: ``name`` is a layer (or a variable); the other fields set
+    its properties (``text``, ``color``, ``background``, ``image_url``, ``hide`` …)."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str = Field(min_length=1)
+
+
+class RenderOptions(Strict):
+    format: Format = "png"
+    size: str | None = Field(None, description="a named size variant of the template")
+    scale: float = Field(1, ge=1, le=4)
+    quality: int | None = Field(None, ge=1, le=100)
+    transparent: bool = False
+
+
+class RenderData(Strict):
+    variables: dict[str, Any] | None = Field(
+        None, description="template variables, e.g. {\"title\": \"Hi\"}")
+    layers: dict[str, dict[str, Any]] | None = Field(
+        None, description="Placid style: properties by layer name, e.g. "
+                          "{\"title\": {\"text\": \"Hi\"}, \"photo\": {\"image\": \"https://…\"}}")
+    modifications: list[Modification] | None = Field(
+        None, description="Bannerbear style: [{\"name\": \"title\", \"text\": \"Hi\"}]")
+
+
+class RenderBody(RenderData, RenderOptions):
+    template: int = Field(description="the template's id")
+    version: int | None = Field(None, ge=1, description="default: the current version")
+    metadata: dict[str, Any] | None = Field(None, description="kept with the render, returned "
+                                                              "as is")
+
+
+class PreviewBody(RenderData, RenderOptions):
+    template: dict[str, Any] | None = Field(
+        None, description="unsaved template content to preview instead of the stored version")
+    version: int | None = Field(None, ge=1)
+
+
+class RenderOut(BaseModel):
+    id: int
+    key: str
+    status: Literal["pending", "rendering", "completed", "failed"]
+    url: str | None
+    format: str
+    width: int | None
+    height: int | None
+    cached: bool
+    template: int | None
+    version: int
+    warnings: list[str]
+    error: dict[str, Any] | None
+    metadata: dict[str, Any] | None
+    created_at: str
+    completed_at: str | None
+
+
+class RenderList(BaseModel):
+    data: list[RenderOut]
+
+
+class RenderListQuery(Strict):
+    template: int | None = None
+    status: Literal["pending", "rendering", "completed", "failed"] | None = None
+    limit: int = Field(50, ge=1, le=500)
+    before: int | None = Field(None, description="only renders with a smaller id (paging)")
+
+
+class TemplateVersionOut(BaseModel):
+    version: int
+    digest: str
+    created_at: str
+
+
+class TemplateOut(BaseModel):
+    id: int
+    name: str
+    kind: Literal["layered", "html"]
+    public: bool
+    version: int
+    width: int
+    height: int
+    variables: dict[str, Any]
+    sizes: list[str]
+    content: dict[str, Any]
+    created_at: str
+    updated_at: str
+
+
+class TemplateList(BaseModel):
+    data: list[TemplateOut]
+
+
+class VersionList(BaseModel):
+    data: list[TemplateVersionOut]
+
+
+class TemplateQuery(Strict):
+    version: int | None = Field(None, ge=1)
+
+
+class AssetOut(BaseModel):
+    id: int
+    name: str
+    ref: str = Field(description="how templates refer to it: asset:<name>")
+    kind: Literal["font", "image"]
+    content_type: str
+    size: int
+    sha256: str
+    family: str | None
+    weight: int | None
+    created_at: str
+    updated_at: str
+
+
+class AssetList(BaseModel):
+    data: list[AssetOut]
+
+
+class UsageOut(BaseModel):
+    month: str
+    renders: int
+    quota: int | None
+    remaining: int | None
+
+
+class MeOut(BaseModel):
+    workspace: dict[str, Any]
+    key: dict[str, Any]
+    user: dict[str, Any] | None
+    usage: UsageOut
+    signing_secret: str | None = Field(None, description="only for keys with the admin scope")
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: dict[str, Any]
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody
+
+
+class TemplateContent(BaseModel):
+    """A template as docs/templates.md describes it (validated by the renderer, which names the
+    failing path, e.g. ``layers[3].text``)."""
+
+    model_config = ConfigDict(extra="allow")
+    kind: Literal["layered", "html"] = "layered"
+    name: str | None = None
+    width: int
+    height: int
+    public: bool | None = Field(None, description="public templates render at /u/ unsigned")
+    layers: list[dict[str, Any]] | None = None
+    html: str | None = None
+    css: str | None = None

@@ -1,0 +1,459 @@
+"""Object storage for renders and assets: a local folder by default, any S3-compatible bucket to
+scale out. Objects are named by relative keys (``renders/ab/abcdef….png``); both backends refuse
+the same bad names, so a key that works on one works on the other."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from stat import S_ISREG
+from typing import Any, Protocol, runtime_checkable
+from urllib.parse import unquote, urlsplit
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+MAX_NAME_BYTES = 1024  # S3's key limit, applied to both backends so they accept the same names
+DEFAULT_CHUNK_SIZE = 1 << 16
+ACCEPTED_URLS = "file:///absolute/path, a plain folder path, or s3://bucket/prefix"
+
+
+class StorageError(Exception):
+    """An object cannot be stored, read or reached; the message says which object and why."""
+
+    code = "storage_error"
+
+    def __init__(self, message: str, *, name: str | None = None):
+        self.message = message
+        self.name = name
+        super().__init__(message)
+
+    def to_dict(self) -> dict:
+        return {"code": self.code, "message": self.message, "details": {"name": self.name}}
+
+
+class NotFound(StorageError):
+    """No object by that name."""
+
+    code = "object_not_found"
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Where rendered files and uploaded assets live. Every method validates ``name`` first."""
+
+    def put(self, name: str, data: bytes, *, content_type: str) -> None:
+        """Store ``data``; readers see the old object or the new one, never a partial one."""
+
+    def get(self, name: str) -> bytes:
+        """The object's bytes; ``NotFound`` if there is none."""
+
+    def exists(self, name: str) -> bool: ...
+
+    def size(self, name: str) -> int | None:
+        """The object's length in bytes, ``None`` if there is none."""
+
+    def delete(self, name: str) -> None:
+        """Remove the object; deleting a missing object is not an error."""
+
+    def local_path(self, name: str) -> Path | None:
+        """The file behind ``name`` for ``send_file``, or ``None`` when objects are remote."""
+
+    def check(self) -> None:
+        """Raise ``StorageError`` unless the storage can be used (``/readyz``)."""
+
+    def iter_chunks(self, name: str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
+        """Stream the object. ``NotFound`` is raised by this call, before the first chunk, so
+        a view can answer 404 before it starts a response; close() the iterator to stop early."""
+
+
+def check_name(name: str) -> str:
+    """``name`` if it is a safe relative key, else ``StorageError`` saying what is wrong."""
+    problem = _name_problem(name)
+    if problem:
+        raise StorageError(f"invalid object name {name!r}: {problem}", name=str(name))
+    return name
+
+
+def _name_problem(name: object) -> str | None:
+    if not isinstance(name, str) or not name:
+        return "it must be a non-empty string"
+    if name.startswith("/"):
+        return "it must be relative, not absolute"
+    if "\\" in name:
+        return "backslashes are not allowed"
+    if any(ord(char) < 0x20 or char == "\x7f" for char in name):
+        return "NUL and other control characters are not allowed"
+    try:
+        if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+            return f"it is longer than {MAX_NAME_BYTES} bytes"
+    except UnicodeEncodeError:
+        return "it is not valid UTF-8"
+    # "a//b", "./a" and "a/" would be one file locally but distinct keys on S3.
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        return "empty, '.' and '..' path segments are not allowed"
+    return None
+
+
+def _check_payload(data: bytes, content_type: str) -> None:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise TypeError(f"data must be bytes, not {type(data).__name__}")
+    if not isinstance(content_type, str) or not content_type:
+        raise ValueError("content_type must be a non-empty string")
+
+
+class _Chunks(Iterator[bytes]):
+    """An object's bytes in pieces. Closes its file or connection when exhausted, when a read
+    fails, or on close() — which WSGI servers call when a client goes away mid-download."""
+
+    def __init__(self, read: Callable[[int], bytes], close: Callable[[], Any], chunk_size: int):
+        self._read = read
+        self._close = close
+        self._chunk_size = chunk_size
+        self.closed = False
+
+    def __next__(self) -> bytes:
+        if self.closed:
+            raise StopIteration
+        try:
+            data = self._read(self._chunk_size)
+        except BaseException:
+            self.close()
+            raise
+        if not data:
+            self.close()
+            raise StopIteration
+        return data
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self._close()
+
+    def __enter__(self) -> _Chunks:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def _check_chunk_size(chunk_size: int) -> None:
+    if not isinstance(chunk_size, int) or chunk_size < 1:
+        raise ValueError(f"chunk_size must be a positive integer, not {chunk_size!r}")
+
+
+# -- local folder ---------------------------------------------------------------------------------
+
+
+class LocalStorage(Storage):
+    """Objects as files under ``root``. Names are checked lexically (no absolute paths, no ``..``),
+    so nothing is ever written outside ``root``; symlinks the operator placed inside it are
+    followed on purpose (a mounted disk for renders, say).
+
+    Durability: each put fsyncs the file before renaming it into place, and then its folder.
+    Without that, a crash can leave an empty file under the final name, and a content-addressed
+    file is trusted forever ("cached", served ``immutable``). A few milliseconds per write is
+    cheap next to a render.
+    """
+
+    FILE_MODE = 0o644  # mkstemp makes 0600; objects are served, maybe by a web server as well
+
+    def __init__(self, root: Path | str):
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"LocalStorage({str(self.root)!r})"
+
+    def _path(self, name: str) -> Path:
+        return self.root.joinpath(*check_name(name).split("/"))
+
+    def put(self, name: str, data: bytes, *, content_type: str) -> None:
+        path = self._path(name)
+        _check_payload(data, content_type)  # the type is not kept: send_file guesses it again
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomically(path, data, self.FILE_MODE)
+        except OSError as exc:
+            raise StorageError(f"cannot write {name} under {self.root}: {_why(exc)}",
+                               name=name) from exc
+
+    def get(self, name: str) -> bytes:
+        path = self._path(name)
+        try:
+            return path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NotFound(f"{name} does not exist under {self.root}", name=name) from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {name}: {_why(exc)}", name=name) from exc
+
+    def exists(self, name: str) -> bool:
+        return self.size(name) is not None
+
+    def size(self, name: str) -> int | None:
+        path = self._path(name)
+        try:
+            stat = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise StorageError(f"cannot look up {name}: {_why(exc)}", name=name) from exc
+        return stat.st_size if S_ISREG(stat.st_mode) else None
+
+    def delete(self, name: str) -> None:
+        path = self._path(name)
+        try:
+            path.unlink()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            pass  # a folder is not an object: there is nothing by that name to delete
+        except OSError as exc:
+            raise StorageError(f"cannot delete {name}: {_why(exc)}", name=name) from exc
+
+    def local_path(self, name: str) -> Path:
+        """Where ``name`` lives (whether or not it exists yet)."""
+        return self._path(name)
+
+    def check(self) -> None:
+        # Creating the root makes a fresh install ready before its first render.
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"storage folder {self.root} is unusable: {_why(exc)}") from exc
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise StorageError(f"storage folder {self.root} is not writable")
+
+    def iter_chunks(self, name: str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
+        _check_chunk_size(chunk_size)
+        path = self._path(name)
+        try:
+            file = path.open("rb")
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NotFound(f"{name} does not exist under {self.root}", name=name) from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {name}: {_why(exc)}", name=name) from exc
+
+        def read(size: int) -> bytes:
+            try:
+                return file.read(size)
+            except OSError as exc:
+                raise StorageError(f"cannot read {name}: {_why(exc)}", name=name) from exc
+
+        return _Chunks(read, file.close, chunk_size)
+
+
+def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+    # A private temp file per writer in the same folder, then one rename: concurrent puts of one
+    # name each replace the whole file, and readers see the old or the new bytes, never a mix.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fchmod(file.fileno(), mode)
+            os.fsync(file.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_folder(path.parent)
+
+
+def _fsync_folder(folder: Path) -> None:
+    # Makes the rename itself durable; some filesystems refuse to open or sync a folder.
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or str(exc)
+
+
+# -- S3-compatible bucket -------------------------------------------------------------------------
+
+
+class S3Storage(Storage):
+    """Objects in ``bucket`` under ``prefix``. The boto3 client is made on first use (clients
+    are thread-safe, sessions are not, so each client gets a private session, made under a lock)
+    and shared by all threads. Credentials and, without ``region``, the region come from the
+    usual AWS variables and files, read by boto3."""
+
+    CONNECT_TIMEOUT = 5
+    READ_TIMEOUT = 30
+    ATTEMPTS = 3  # botocore's "standard" retries: transient errors and throttling, with backoff
+    POOL_SIZE = 32  # above botocore's 10, so threaded web workers do not churn connections
+    PROBE_CONNECT_TIMEOUT = 2  # check() answers /readyz: one quick attempt, no retries
+    PROBE_READ_TIMEOUT = 5
+
+    def __init__(self, bucket: str, prefix: str = "", *, endpoint_url: str | None = None,
+                 region: str | None = None, client: Any = None):
+        if not bucket or any(char in bucket for char in "/:@ \\"):
+            raise StorageError(f"invalid S3 bucket name {bucket!r}")
+        self.bucket = bucket
+        self.prefix = _normalise_prefix(prefix)
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self._client = client
+        self._probe = client
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        endpoint = f", endpoint_url={self.endpoint_url!r}" if self.endpoint_url else ""
+        return f"S3Storage('s3://{self.bucket}/{self.prefix}'{endpoint})"
+
+    @property
+    def client(self) -> Any:
+        """The shared boto3 S3 client, made on first use."""
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._make_client(
+                        self.ATTEMPTS, self.CONNECT_TIMEOUT, self.READ_TIMEOUT)
+        return self._client
+
+    def _probe_client(self) -> Any:
+        if self._probe is None:
+            with self._lock:
+                if self._probe is None:
+                    self._probe = self._make_client(
+                        1, self.PROBE_CONNECT_TIMEOUT, self.PROBE_READ_TIMEOUT)
+        return self._probe
+
+    def _make_client(self, attempts: int, connect_timeout: float, read_timeout: float) -> Any:
+        config = Config(
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"mode": "standard", "total_max_attempts": attempts},
+            max_pool_connections=self.POOL_SIZE,
+            # Custom endpoints (MinIO, R2, moto …) rarely have per-bucket DNS names.
+            s3={"addressing_style": "path"} if self.endpoint_url else None,
+        )
+        session = boto3.session.Session()
+        return session.client("s3", endpoint_url=self.endpoint_url, region_name=self.region,
+                              config=config)
+
+    def _key(self, name: str) -> str:
+        return self.prefix + check_name(name)
+
+    @contextlib.contextmanager
+    def _errors(self, action: str, name: str | None = None) -> Iterator[None]:
+        where = f"s3://{self.bucket}/{self.prefix}{name}" if name else f"bucket s3://{self.bucket}"
+        try:
+            yield
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code = str(error.get("Code", ""))
+            if name and code in ("NoSuchKey", "404", "NotFound"):
+                raise NotFound(f"{where} does not exist", name=name) from None
+            reason = _S3_REASONS.get(code) or f"{code}: {error.get('Message', exc)}"
+            raise StorageError(f"cannot {action} {where}: {reason}", name=name) from exc
+        except BotoCoreError as exc:
+            raise StorageError(f"cannot {action} {where}: {exc}", name=name) from exc
+
+    def put(self, name: str, data: bytes, *, content_type: str) -> None:
+        key = self._key(name)
+        _check_payload(data, content_type)
+        with self._errors("write", name):  # an S3 PUT is atomic: readers never see half of it
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=bytes(data),
+                                   ContentType=content_type)
+
+    def get(self, name: str) -> bytes:
+        key = self._key(name)
+        with self._errors("read", name):
+            response = self.client.get_object(Bucket=self.bucket, Key=key)
+            with contextlib.closing(response["Body"]) as body:
+                return body.read()
+
+    def exists(self, name: str) -> bool:
+        return self.size(name) is not None
+
+    def size(self, name: str) -> int | None:
+        # HEAD answers a bare 404 for a missing bucket too; check() tells those apart.
+        key = self._key(name)
+        try:
+            with self._errors("look up", name):
+                response = self.client.head_object(Bucket=self.bucket, Key=key)
+        except NotFound:
+            return None
+        return int(response["ContentLength"])
+
+    def delete(self, name: str) -> None:
+        key = self._key(name)
+        with self._errors("delete", name):  # S3 answers 204 for a missing key as well
+            self.client.delete_object(Bucket=self.bucket, Key=key)
+
+    def local_path(self, name: str) -> None:
+        check_name(name)
+        return None
+
+    def check(self) -> None:
+        with self._errors("reach"):
+            self._probe_client().head_bucket(Bucket=self.bucket)
+
+    def iter_chunks(self, name: str, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Iterator[bytes]:
+        _check_chunk_size(chunk_size)
+        key = self._key(name)
+        with self._errors("read", name):
+            body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+
+        def read(size: int) -> bytes:
+            with self._errors("read", name):
+                return body.read(size)
+
+        return _Chunks(read, body.close, chunk_size)
+
+
+_S3_REASONS = {
+    "404": "not found (no such bucket?)",
+    "NoSuchBucket": "the bucket does not exist",
+    "403": "access denied",
+    "AccessDenied": "access denied",
+}
+
+
+def _normalise_prefix(prefix: str) -> str:
+    prefix = (prefix or "").strip("/")
+    if not prefix:
+        return ""
+    problem = _name_problem(prefix)
+    if problem:
+        raise StorageError(f"invalid S3 prefix {prefix!r}: {problem}")
+    return prefix + "/"
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+def storage_from_url(url: str, *, endpoint_url: str | None = None) -> Storage:
+    """The storage named by ``STORAGE_URL``: ``file:///absolute/path`` or a plain path for a local
+    folder, ``s3://bucket/prefix`` for a bucket (``endpoint_url`` for S3-compatible services)."""
+    if not isinstance(url, str) or not url.strip():
+        raise StorageError(f"storage URL is empty: use {ACCEPTED_URLS}")
+    parts = urlsplit(url.strip())
+    if not parts.scheme:
+        return LocalStorage(Path(url.strip()))
+    if parts.query or parts.fragment:
+        raise StorageError(f"storage URL {url!r} must not have a query or fragment")
+    if parts.scheme == "file":
+        return _local_from_url(url, parts.netloc, unquote(parts.path))
+    if parts.scheme == "s3":
+        if not parts.netloc:
+            raise StorageError(f"storage URL {url!r} names no bucket: use s3://bucket/prefix")
+        return S3Storage(parts.netloc, unquote(parts.path), endpoint_url=endpoint_url)
+    raise StorageError(f"unsupported storage URL {url!r}: use {ACCEPTED_URLS}")
+
+
+def _local_from_url(url: str, host: str, path: str) -> LocalStorage:
+    if host not in ("", "localhost"):
+        raise StorageError(f"storage URL {url!r} names host {host!r}: file URLs must be local")
+    if not path.startswith("/"):
+        raise StorageError(f"storage URL {url!r} must hold an absolute path: file:///path")
+    return LocalStorage(Path(path))
