@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml
 
 run: setup
 	$(VENV)/bin/pixelmerge demo --out $(OUT)
+	$(VENV)/bin/pixelmerge bootstrap
+	@echo "Serving Pixelmerge on http://localhost:8000 (API docs: http://localhost:8000/docs)"
+	$(VENV)/bin/pixelmerge serve --host 127.0.0.1 --port 8000
 
 test: setup
 	$(VENV)/bin/ruff check renderer connectors webapp tests bench

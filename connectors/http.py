@@ -69,6 +69,7 @@ _LOCALHOST_ANSWER = ("127.0.0.1", "::1")
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 _NUMBER = re.compile(r"0x[0-9a-f]*|[0-9]+")
 _METHOD = re.compile(r"[A-Z]+")
+_USERINFO = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://)[^/?#]*@")
 
 
 # --- errors ----------------------------------------------------------------------------------
@@ -195,6 +196,7 @@ _NAMED = (
     ("a reserved (240.0.0.0/4) address", _networks("240.0.0.0/4")),
     ("a unique-local (fc00::/7) address", _networks("fc00::/7")),
     ("a site-local (fec0::/10) address", _networks("fec0::/10")),
+    ("a local-use NAT64 (64:ff9b:1::/48) address", _networks("64:ff9b:1::/48")),
 )
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _COMPATIBLE = ipaddress.ip_network("::/96")
@@ -439,7 +441,8 @@ def _resolve(target: _Target, resolver: Resolver) -> list[IPAddress]:
 
 
 def _show(url: str | None) -> str:
-    url = url or ""
+    """A URL fit for an error message: no credentials, not megabytes long."""
+    url = _USERINFO.sub(r"\1***@", url or "")
     return url if len(url) <= 200 else url[:200] + "…"
 
 
@@ -538,9 +541,13 @@ def _open_socket(address: str, port: int, timeout: float, options: Any,
     try:
         for option in options or ():
             sock.setsockopt(*option)
-        sock.settimeout(min(timeout, deadline.remaining()))
+        timeout = min(timeout, deadline.remaining())
+        sock.settimeout(timeout)
         deadline.watch(sock)
         sock.connect((address, port))
+    except TimeoutError:
+        sock.close()
+        raise TimeoutError(f"could not connect to {address} within {timeout:g} s") from None
     except BaseException:
         sock.close()
         raise
@@ -728,6 +735,8 @@ def _failure(exc: BaseException, hop: _Hop, deadline: _Deadline) -> OutboundErro
     what = f"{hop.method} {_show(url)}"
     if deadline.expired or deadline.at <= time.monotonic():
         reason = f"timed out (the limit is {deadline.seconds:g} s for the whole request)"
+    elif isinstance(exc, TimeoutError) and str(exc):
+        reason = f"timed out: {exc}"
     elif isinstance(exc, (TimeoutError, urllib3.exceptions.TimeoutError)):
         reason = "timed out"
     elif isinstance(exc, ConnectionRefusedError):

@@ -126,6 +126,18 @@ def _safe_stem(text: str) -> str:
 
 
 _worker_template: Template | None = None
+_session = None
+
+
+def _outbound():
+    """Remote images go through the guarded session; OUTBOUND_ALLOWLIST opens hosts/CIDRs."""
+    global _session
+    if _session is None:
+        from connectors.http import GuardedSession, OutboundPolicy
+
+        _session = GuardedSession(OutboundPolicy.from_config(
+            os.environ.get("OUTBOUND_ALLOWLIST", "")))
+    return _session
 
 
 def _init_worker(job: Job) -> None:
@@ -139,7 +151,8 @@ def _render_row(job: Job, item: tuple[int, str, dict]) -> tuple[int, str | None]
     tpl = _worker_template or load_template(Path(job.template))
     try:
         result = render(tpl, row, format=job.format, size=job.size, scale=job.scale,
-                        quality=job.quality, assets=directory_assets(job.assets))
+                        quality=job.quality, assets=directory_assets(job.assets),
+                        fetch=_outbound().fetch)
     except RendererError as exc:
         return number, str(exc)
     target = Path(job.out) / f"{stem}.{EXTENSIONS[job.format]}"
@@ -209,11 +222,16 @@ def demo(out: str) -> None:
 
 
 def _register_service_commands() -> None:
-    from .cli_service import admin, db, serve
+    from .cli_service import admin, bootstrap, db, serve
 
+    main.add_command(bootstrap)
     main.add_command(serve)
     main.add_command(db)
     main.add_command(admin)
 
 
 _register_service_commands()
+
+
+if __name__ == "__main__":
+    main()

@@ -44,6 +44,15 @@ def serve(host: str, port: int, workers: int | None, threads: int) -> None:
     Server().run()
 
 
+@click.command()
+def bootstrap() -> None:
+    """First run: create the schema, a first account and key, and the demo templates."""
+    from .demo import bootstrap as run_bootstrap
+
+    for line in run_bootstrap(_app()):
+        click.echo(line)
+
+
 @click.group()
 def db() -> None:
     """Database schema."""

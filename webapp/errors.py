@@ -71,7 +71,11 @@ def register(app: Flask) -> None:
         if status == 413:
             limit = app.config["MAX_CONTENT_LENGTH"]
             message = f"the request body is larger than the limit of {limit:,} bytes"
-        return error_response(status, HTTP_CODES.get(status, "error"), message)
+        # keep what the exception says in headers (405's Allow), not its HTML content type
+        headers = {name: value for name, value in exc.get_headers()
+                   if name.lower() not in ("content-type", "content-length")}
+        return error_response(status, HTTP_CODES.get(status, "error"), message,
+                              headers=headers)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):

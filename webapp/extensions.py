@@ -5,14 +5,15 @@ from __future__ import annotations
 from flask import g, request
 from flask_limiter import Limiter
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy.orm import DeclarativeBase, MappedAsDataclass  # noqa: F401
+from sqlalchemy.orm import DeclarativeBase
 
 
 class Base(DeclarativeBase):
     pass
 
 
-db = SQLAlchemy(model_class=Base)
+# Request-scoped sessions: objects stay readable after commit instead of being re-selected.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 
 
 def rate_limit_key() -> str:

@@ -7,11 +7,12 @@ models (pydantic), so the same schemas that validate requests describe them in
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, Flask, request
 from pydantic import BaseModel, ValidationError
 
 from .errors import ApiError
@@ -33,6 +34,15 @@ class Operation:
     produces: tuple[str, ...] = ()
     errors: tuple[int, ...] = field(default=())
     doc_body: type[BaseModel] | None = None  # documented, validated by the view itself
+    endpoint: str = ""  # "<blueprint>.<view>"; the app's URL map gives the full path
+
+    def url_rule(self, app: Flask) -> str:
+        """The path as the app serves it (a nested blueprint only learns its parent's prefix,
+        e.g. ``/api/v1``, when it is registered), in OpenAPI's ``{name}`` form."""
+        for rule in app.url_map.iter_rules():
+            if rule.endpoint == self.endpoint or rule.endpoint.endswith("." + self.endpoint):
+                return _openapi_rule(rule.rule)
+        raise LookupError(f"operation {self.endpoint} is not registered on this app")
 
 
 OPERATIONS: list[Operation] = []
@@ -43,15 +53,18 @@ def operation(bp: Blueprint, method: str, rule: str, *, summary: str, tag: str,
               query: type[BaseModel] | None = None, responses: dict[int, Any] | None = None,
               multipart: dict[str, Any] | None = None, description: str = "",
               produces: tuple[str, ...] = (), errors: tuple[int, ...] = (),
-              doc_body: type[BaseModel] | None = None) -> Callable:
-    """Route ``rule`` on ``bp``: authenticate with ``scope``, validate ``body``/``query``."""
-    from .auth import require
+              doc_body: type[BaseModel] | None = None, public: bool = False) -> Callable:
+    """Route ``rule`` on ``bp``: authenticate (with ``scope`` when given; every operation that
+    is not ``public`` needs a valid key), validate ``body``/``query``."""
+    from .auth import authenticate, require
 
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)
         def handler(**kwargs):
             if scope is not None:
                 require(scope)
+            elif not public:
+                authenticate()
             if body is not None:
                 kwargs["body"] = parse_body(body)
             if query is not None:
@@ -62,15 +75,19 @@ def operation(bp: Blueprint, method: str, rule: str, *, summary: str, tag: str,
         OPERATIONS.append(Operation(
             method.lower(), _openapi_path(bp, rule), summary, tag, scope, body, query,
             responses or {}, multipart, description or (view.__doc__ or "").strip(),
-            produces=produces, errors=errors, doc_body=doc_body))
+            produces=produces, errors=errors, doc_body=doc_body, public=public,
+            endpoint=f"{bp.name}.{view.__name__}"))
         return handler
 
     return decorate
 
 
 def _openapi_path(bp: Blueprint, rule: str) -> str:
-    prefix = bp.url_prefix or ""
-    return (prefix + rule).replace("<int:", "{").replace("<", "{").replace(">", "}")
+    return _openapi_rule((bp.url_prefix or "") + rule)
+
+
+def _openapi_rule(rule: str) -> str:
+    return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule)
 
 
 def parse_body(model: type[BaseModel]) -> BaseModel:

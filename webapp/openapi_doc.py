@@ -31,7 +31,8 @@ def document(app: Flask) -> dict[str, Any]:
     schemas: dict[str, Any] = {}
     paths: dict[str, Any] = {}
     for op in OPERATIONS:
-        paths.setdefault(op.path, {})[op.method] = _operation(op, schemas)
+        path = op.url_rule(app)
+        paths.setdefault(path, {})[op.method] = _operation(op, path, schemas)
     paths.update(_public_paths())
     _add_model(ErrorOut, schemas)
     return {
@@ -56,16 +57,18 @@ def _add_model(model: type[BaseModel], schemas: dict) -> dict[str, str]:
     return {"$ref": REF.format(model=model.__name__)}
 
 
-def _operation(op: Operation, schemas: dict) -> dict[str, Any]:
+def _operation(op: Operation, path: str, schemas: dict) -> dict[str, Any]:
     spec: dict[str, Any] = {"operationId": op.path.strip("/").replace("/", "_") + "_" +
                             op.method, "summary": op.summary, "tags": [op.tag],
                             "responses": _responses(op, schemas)}
     if op.description:
         spec["description"] = op.description
+    if not op.public:
+        # OpenAPI 3.1 lets a non-OAuth requirement list the roles it needs: here the scope
+        spec["security"] = [{"apiKey": [op.scope] if op.scope else []}]
     if op.scope:
-        spec["security"] = [{"apiKey": []}]
         spec["x-scope"] = op.scope
-    parameters = _path_parameters(op.path) + _query_parameters(op.query)
+    parameters = _path_parameters(path) + _query_parameters(op.query)
     if parameters:
         spec["parameters"] = parameters
     body = _request_body(op, schemas)
@@ -108,7 +111,8 @@ def _responses(op: Operation, schemas: dict) -> dict[str, Any]:
     for status, model in op.responses.items():
         responses[str(status)] = _response(status, model, op, schemas)
     error = {"$ref": REF.format(model="ErrorOut")}
-    statuses = set(op.errors) | ({401, 403} if op.scope else set()) | {429}
+    statuses = (set(op.errors) | ({401} if not op.public else set())
+                | ({403} if op.scope else set()) | {429})
     for status in sorted(statuses):
         responses[str(status)] = {"description": ERROR_TEXT.get(status, HTTP_CODES[status]),
                                   "content": {"application/json": {"schema": error}}}

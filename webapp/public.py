@@ -17,6 +17,7 @@ from renderer.encode import FORMATS
 from .errors import ApiError
 from .extensions import db, limiter
 from .models import Template, Workspace
+from .models.render import storage_name
 from .rendering import Request, fold, format_of, get_version, load_version, perform
 from .storage import NotFound, StorageError
 
@@ -125,11 +126,10 @@ def url_render(template_id: int, ext: str):
     opts = _options(params)
     req = Request(template, version, tpl, variables, overrides, format_of(ext), opts["size"],
                   opts["scale"], opts["quality"], opts["transparent"])
-    workspace = db.session.get(Workspace, template.workspace_id)
-    row, _ = perform(req, workspace=workspace, api_key_id=None, metadata=None)
-    response = _stored(row.storage_name, row.format)
+    snap, _ = perform(req, workspace_id=template.workspace_id, api_key_id=None, metadata=None)
+    response = _stored(storage_name(snap["key"], snap["format"]), snap["format"])
     response.headers["Cache-Control"] = "public, max-age=3600"
-    response.headers["ETag"] = f'"{row.key}"'
+    response.headers["ETag"] = f'"{snap["key"]}"'
     return response
 
 

@@ -5,13 +5,15 @@ assets and fonts and the guarded outbound session."""
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy.orm import defer
 
 import renderer
 from connectors.http import GuardedSession, OutboundPolicy
@@ -80,12 +82,60 @@ def load_version(version: TemplateVersion) -> Template:
         if tpl is not None:
             _templates.move_to_end(version.id)
             return tpl
-    tpl = renderer.load_template(version.content, limits=limits())
+    content = db.session.scalar(select(TemplateVersion.content).where(
+        TemplateVersion.id == version.id))  # the row may be detached with its content deferred
+    tpl = renderer.load_template(content, limits=limits())
     with _templates_lock:
         _templates[version.id] = tpl
         while len(_templates) > 512:
             _templates.popitem(last=False)
     return tpl
+
+
+HEAD_SECONDS = 1.0  # another process sees a template's new version within this time
+_heads: dict[tuple[int, int | None], tuple[float, TemplateRow, TemplateVersion]] = {}
+
+
+def forget_template(template_id: int) -> None:
+    """After a save or a delete in this process: the next render reads the template again."""
+    for key in [k for k in _heads if k[0] == template_id]:
+        _heads.pop(key, None)
+
+
+def template_and_version(workspace_id: int, template_id: int,
+                         number: int | None) -> tuple[TemplateRow, TemplateVersion]:
+    """The template and the version a render uses: one query, then kept for a second so that
+    a burst of requests for one template does not ask the database each time."""
+    now = time.monotonic()
+    cached = _heads.get((template_id, number))
+    if cached is not None and now - cached[0] < HEAD_SECONDS:
+        template, version = cached[1], cached[2]
+    else:
+        template, version = _query_head(workspace_id, template_id, number)
+        if len(_heads) > 10_000:
+            _heads.clear()
+        _heads[(template_id, number)] = (now, template, version)
+    if template.workspace_id != workspace_id or template.deleted_at is not None:
+        raise not_found("template", template_id)
+    return template, version
+
+
+def _query_head(workspace_id: int, template_id: int,
+                number: int | None) -> tuple[TemplateRow, TemplateVersion]:
+    wanted = number if number is not None else TemplateRow.current_version
+    found = db.session.execute(
+        select(TemplateRow, TemplateVersion)
+        .join(TemplateVersion, (TemplateVersion.template_id == TemplateRow.id)
+              & (TemplateVersion.version == wanted))
+        .options(defer(TemplateVersion.content))
+        .where(TemplateRow.id == template_id)).first()
+    if found is None:
+        template = get_template(workspace_id, template_id)  # says which of the two is missing
+        get_version(template, number)
+        raise not_found("template", template_id)
+    db.session.expunge(found[0])  # kept across requests: detached, fully loaded
+    db.session.expunge(found[1])
+    return found[0], found[1]
 
 
 def get_template(workspace_id: int, template_id: int) -> TemplateRow:
@@ -146,17 +196,30 @@ def _layer_fields(layer, fields: Mapping[str, Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- answering
 
-def render_object(row: Render, *, cached: bool, metadata: Any = None) -> dict[str, Any]:
-    done = row.status == "completed"
+def snapshot(row: Render) -> dict[str, Any]:
+    """What answering needs of a render row. A completed render never changes, so its snapshot
+    can be kept and served without the database."""
+    return {"id": row.id, "workspace_id": row.workspace_id, "key": row.key,
+            "status": row.status, "format": row.format, "width": row.width,
+            "height": row.height, "template": row.template_id, "version": row.version,
+            "warnings": row.warnings or [], "error": row.error, "metadata": row.meta,
+            "created_at": iso(row.created_at), "completed_at": iso(row.completed_at)}
+
+
+def render_object(snap: dict[str, Any], *, cached: bool, metadata: Any = None) -> dict[str, Any]:
     public = current_app.config["PUBLIC_URL"].rstrip("/")
-    return {
-        "id": row.id, "key": row.key, "status": row.status,
-        "url": f"{public}/r/{row.key}.{EXTENSIONS[row.format]}" if done else None,
-        "format": row.format, "width": row.width, "height": row.height, "cached": cached,
-        "template": row.template_id, "version": row.version, "warnings": row.warnings or [],
-        "error": row.error, "metadata": row.meta if metadata is None else metadata,
-        "created_at": iso(row.created_at), "completed_at": iso(row.completed_at),
-    }
+    done = snap["status"] == "completed"
+    body = {k: v for k, v in snap.items() if k != "workspace_id"}
+    body["url"] = f"{public}/r/{snap['key']}.{EXTENSIONS[snap['format']]}" if done else None
+    body["cached"] = cached
+    if metadata is not None:
+        body["metadata"] = metadata
+    return {name: body[name] for name in RENDER_FIELDS}
+
+
+RENDER_FIELDS = ("id", "key", "status", "url", "format", "width", "height", "cached",
+                 "template", "version", "warnings", "error", "metadata", "created_at",
+                 "completed_at")
 
 
 def key_of(req: Request) -> str:
@@ -166,61 +229,58 @@ def key_of(req: Request) -> str:
         version=req.version.version, overrides=req.overrides, limits=limits())
 
 
-# key -> render id, for completed renders whose file this process has seen in storage
-# (completed renders never change, so the lookup and the storage check are done once)
-_completed: OrderedDict[str, int] = OrderedDict()
+# key -> snapshot of the completed render whose file this process has seen in storage
+_completed: OrderedDict[str, dict[str, Any]] = OrderedDict()
 
 
-def find_completed(workspace_id: int, key: str) -> Render | None:
+def find_completed(workspace_id: int, key: str) -> dict[str, Any] | None:
     """The completed render of ``key`` whose file is in storage, if any."""
-    render_id = _completed.get(key)
-    if render_id is not None:
-        row = db.session.get(Render, render_id)
-        if row is not None and row.workspace_id == workspace_id:
-            return row
+    snap = _completed.get(key)
+    if snap is not None and snap["workspace_id"] == workspace_id:
+        return snap
     row = db.session.scalar(select(Render).where(
         Render.key == key, Render.workspace_id == workspace_id, Render.status == "completed")
         .order_by(Render.id).limit(1))
     if row is None or not current_app.extensions["storage"].exists(row.storage_name):
         return None
-    _remember(key, row.id)
-    return row
+    return _remember(snapshot(row))
 
 
-def _remember(key: str, render_id: int) -> None:
-    _completed[key] = render_id
+def _remember(snap: dict[str, Any]) -> dict[str, Any]:
+    _completed[snap["key"]] = snap
     while len(_completed) > 100_000:
         _completed.popitem(last=False)
+    return snap
 
 
-def perform(req: Request, *, workspace, api_key_id: int | None,
-            metadata: Any) -> tuple[Render, bool]:
+def perform(req: Request, *, workspace_id: int, api_key_id: int | None,
+            metadata: Any) -> tuple[dict[str, Any], bool]:
     """The render for ``req``: from storage when its key was rendered before (cached, free),
-    else rendered now, stored and counted. Returns (row, cached)."""
+    else rendered now, stored and counted. Returns (snapshot, cached)."""
     key = key_of(req)
-    existing = find_completed(workspace.id, key)
+    existing = find_completed(workspace_id, key)
     if existing is not None:
         return existing, True
-    check_quota(workspace)
-    row = Render(workspace_id=workspace.id, template_id=req.template.id,
+    check_quota(workspace_id)
+    row = Render(workspace_id=workspace_id, template_id=req.template.id,
                  version=req.version.version, key=key, format=req.format, status="rendering",
                  meta=metadata, api_key_id=api_key_id)
     try:
-        result = run_renderer(req, workspace.id)
+        result = run_renderer(req, workspace_id)
     except RendererError as exc:
         _fail(row, exc)
         raise
     _complete(row, result)
-    return row, False
+    return _remember(snapshot(row)), False
 
 
 def run_renderer(req: Request, workspace_id: int) -> renderer.Rendered:
+    assets = WorkspaceAssets(workspace_id, asset_names(req.tpl, req.variables, req.overrides))
     return renderer.render(
         req.tpl, req.variables, format=req.format, size=req.size, scale=req.scale,
         quality=req.quality, transparent=req.transparent, fetch=outbound().fetch,
-        assets=WorkspaceAssets(workspace_id), fonts=workspace_fonts(workspace_id),
-        limits=limits(), template_id=req.template.id, version=req.version.version,
-        overrides=req.overrides)
+        assets=assets, fonts=assets.fonts(), limits=limits(), template_id=req.template.id,
+        version=req.version.version, overrides=req.overrides)
 
 
 def _complete(row: Render, result: renderer.Rendered) -> None:
@@ -232,7 +292,6 @@ def _complete(row: Render, result: renderer.Rendered) -> None:
     db.session.add(row)
     count_render(row.workspace_id)
     db.session.commit()
-    _remember(row.key, row.id)
 
 
 def _fail(row: Render, exc: RendererError) -> None:
@@ -262,17 +321,40 @@ def format_of(name: str) -> str:
 
 # ---------------------------------------------------------------- workspace assets and fonts
 
+def asset_names(tpl: Template, *values: Any) -> set[str]:
+    """The ``asset:`` names a render may read: in the template and in the request's data."""
+    names: set[str] = set()
+    stack: list[Any] = [tpl.source, *values]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if value.startswith("asset:"):
+                names.add(value[6:])
+        elif isinstance(value, Mapping):
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+    return names
+
+
 class WorkspaceAssets:
-    """``asset:<name>`` for one workspace, read from storage; stamped by content digest."""
+    """``asset:<name>`` for one workspace, read from storage and stamped by content digest. The
+    workspace's fonts and the names a render will use are fetched in one query."""
 
-    def __init__(self, workspace_id: int):
+    def __init__(self, workspace_id: int, names: set[str] = frozenset()):
         self.workspace_id = workspace_id
-        self._rows: dict[str, Asset | None] = {}
+        rows = db.session.execute(select(
+            Asset.name, Asset.sha256, Asset.kind, Asset.family, Asset.weight).where(
+            Asset.workspace_id == workspace_id,
+            or_(Asset.kind == "font", Asset.name.in_(sorted(names))))).all()
+        self._rows: dict[str, Any] = {row.name: row for row in rows}
+        self._fonts = [row for row in rows if row.kind == "font"]
 
-    def _row(self, name: str) -> Asset | None:
-        if name not in self._rows:
-            self._rows[name] = db.session.scalar(select(Asset).where(
-                Asset.workspace_id == self.workspace_id, Asset.name == name))
+    def _row(self, name: str):
+        if name not in self._rows:  # a name only an expression produced
+            self._rows[name] = db.session.execute(select(
+                Asset.name, Asset.sha256, Asset.kind, Asset.family, Asset.weight).where(
+                Asset.workspace_id == self.workspace_id, Asset.name == name)).first()
         return self._rows[name]
 
     def __call__(self, name: str) -> bytes:
@@ -281,7 +363,8 @@ class WorkspaceAssets:
             raise renderer.ResourceError(f"no asset named {name!r} in this workspace "
                                          f"(upload it with POST /api/v1/assets)")
         try:
-            return current_app.extensions["storage"].get(row.storage_name)
+            return current_app.extensions["storage"].get(
+                f"assets/{self.workspace_id}/{row.sha256}")
         except NotFound:
             raise renderer.ResourceError(f"the file of asset {name!r} is missing") from None
 
@@ -289,16 +372,14 @@ class WorkspaceAssets:
         row = self._row(name)
         return None if row is None else ("workspace", self.workspace_id, name, row.sha256)
 
-
-def workspace_fonts(workspace_id: int) -> dict[str, dict[int, str]]:
-    """The workspace's uploaded fonts by family and weight, as local files for both painters."""
-    rows = db.session.execute(select(Asset.family, Asset.weight, Asset.sha256).where(
-        Asset.workspace_id == workspace_id, Asset.kind == "font")).all()
-    fonts: dict[str, dict[int, str]] = {}
-    for family, weight, sha in rows:
-        if family:
-            fonts.setdefault(family, {})[weight or 400] = font_file(workspace_id, sha)
-    return fonts
+    def fonts(self) -> dict[str, dict[int, str]]:
+        """The workspace's uploaded fonts by family and weight, as local files."""
+        fonts: dict[str, dict[int, str]] = {}
+        for row in self._fonts:
+            if row.family:
+                fonts.setdefault(row.family, {})[row.weight or 400] = font_file(
+                    self.workspace_id, row.sha256)
+        return fonts
 
 
 def font_file(workspace_id: int, sha: str) -> str:

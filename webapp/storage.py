@@ -260,17 +260,10 @@ def _write_atomically(path: Path, data: bytes, mode: int) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_folder(path.parent)
-
-
-def _fsync_folder(folder: Path) -> None:
-    # Makes the rename itself durable; some filesystems refuse to open or sync a folder.
-    with contextlib.suppress(OSError):
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    # The folder is not synced: the data fsync above means a name never shows half a file, and a
+    # rename lost in a crash only loses the object, which the app notices (it checks that a
+    # render's file exists before answering from it) and renders again. Syncing the folder too
+    # cost as much as the rest of the render's storage work.
 
 
 def _why(exc: OSError) -> str:

@@ -39,9 +39,15 @@ def summary(workspace: Workspace) -> dict:
             "remaining": None if quota is None else max(0, quota - used)}
 
 
-def check_quota(workspace: Workspace) -> None:
-    quota = quota_of(workspace)
-    if quota is None or renders_this_month(workspace.id) < quota:
+def check_quota(workspace_id: int) -> None:
+    """Refuse a new render when the month's quota is used up (one query)."""
+    quota, used = db.session.execute(
+        select(Workspace.monthly_quota, Usage.renders)
+        .outerjoin(Usage, (Usage.workspace_id == Workspace.id) & (Usage.month == month_of()))
+        .where(Workspace.id == workspace_id)).one()
+    if quota is None:
+        quota = current_app.config["MONTHLY_QUOTA"]
+    if not quota or (used or 0) < quota:
         return
     raise ApiError(429, "quota_exceeded",
                    f"this workspace has used its {quota:,} renders for {month_of()}; cached "

@@ -9,7 +9,15 @@ from ..errors import not_found
 from ..extensions import db
 from ..models import Render
 from ..openapi import operation
-from ..rendering import Request, fold, format_of, get_template, get_version, load_version, perform
+from ..rendering import (
+    Request,
+    fold,
+    format_of,
+    load_version,
+    perform,
+    snapshot,
+    template_and_version,
+)
 from ..rendering import render_object as render_json
 from ..schemas import RenderBody, RenderList, RenderListQuery, RenderOut
 from .common import current_workspace
@@ -18,8 +26,7 @@ bp = Blueprint("renders", __name__)
 
 
 def _request(body: RenderBody, workspace_id: int) -> Request:
-    template = get_template(workspace_id, body.template)
-    version = get_version(template, body.version)
+    template, version = template_and_version(workspace_id, body.template, body.version)
     tpl = load_version(version)
     variables, overrides = fold(tpl, body.variables, body.layers, body.modifications)
     return Request(template, version, tpl, variables, overrides, format_of(body.format),
@@ -33,10 +40,11 @@ def create_render(body: RenderBody):
     """Synchronous: ``201`` with the new render, or ``200`` with ``cached: true`` when the same
     request was rendered before (answered from storage, not counted against the quota). Give
     data as ``variables``, Placid-style ``layers`` or Bannerbear-style ``modifications``."""
-    workspace = current_workspace()
-    row, cached = perform(_request(body, workspace.id), workspace=workspace,
-                          api_key_id=authenticate().key_id, metadata=body.metadata)
-    return render_json(row, cached=cached, metadata=body.metadata), 200 if cached else 201
+    principal = authenticate()
+    snap, cached = perform(_request(body, principal.workspace_id),
+                           workspace_id=principal.workspace_id, api_key_id=principal.key_id,
+                           metadata=body.metadata)
+    return render_json(snap, cached=cached, metadata=body.metadata), 200 if cached else 201
 
 
 @operation(bp, "GET", "/renders/<int:render_id>", summary="Get a render", tag="renders",
@@ -45,7 +53,7 @@ def get_render(render_id: int):
     row = db.session.get(Render, render_id)
     if row is None or row.workspace_id != current_workspace().id:
         raise not_found("render", render_id)
-    return render_json(row, cached=False)
+    return render_json(snapshot(row), cached=False)
 
 
 @operation(bp, "GET", "/renders", summary="List renders, newest first", tag="renders",
@@ -60,4 +68,4 @@ def list_renders(query: RenderListQuery):
     if query.before is not None:
         statement = statement.where(Render.id < query.before)
     rows = db.session.scalars(statement.order_by(Render.id.desc()).limit(query.limit)).all()
-    return {"data": [render_json(row, cached=False) for row in rows]}
+    return {"data": [render_json(snapshot(row), cached=False) for row in rows]}

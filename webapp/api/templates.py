@@ -18,14 +18,15 @@ from ..models.base import iso, utcnow
 from ..openapi import operation
 from ..rendering import (
     WorkspaceAssets,
+    asset_names,
     fold,
+    forget_template,
     format_of,
     get_template,
     get_version,
     limits,
     load_version,
     outbound,
-    workspace_fonts,
 )
 from ..schemas import (
     PreviewBody,
@@ -144,6 +145,7 @@ def create_template():
     db.session.add(row)
     version = _save_version(row, content, tpl)
     db.session.commit()
+    forget_template(row.id)
     return template_object(row, version), 201
 
 
@@ -168,6 +170,7 @@ def update_template(template_id: int):
         return template_object(row, current)
     version = _save_version(row, content, tpl)
     db.session.commit()
+    forget_template(row.id)
     return template_object(row, version)
 
 
@@ -179,6 +182,7 @@ def delete_template(template_id: int):
     row = get_template(current_workspace().id, template_id)
     row.deleted_at = utcnow()
     db.session.commit()
+    forget_template(row.id)
     return Response(status=204)
 
 
@@ -205,11 +209,11 @@ def preview(template_id: int, body: PreviewBody):
         get_version(row, body.version))
     variables, overrides = fold(tpl, {**tpl.samples(), **(body.variables or {})}, body.layers,
                                 body.modifications)
+    assets = WorkspaceAssets(workspace.id, asset_names(tpl, variables, overrides))
     result = renderer.render(
         tpl, variables, format=format_of(body.format), size=body.size, scale=body.scale,
         quality=body.quality, transparent=body.transparent, fetch=outbound().fetch,
-        assets=WorkspaceAssets(workspace.id), fonts=workspace_fonts(workspace.id),
-        limits=limits(), overrides=overrides)
+        assets=assets, fonts=assets.fonts(), limits=limits(), overrides=overrides)
     response = Response(result.data, mimetype=result.mime)
     response.headers["Cache-Control"] = "no-store"
     if result.warnings:
