@@ -1,4 +1,4 @@
-import pytest
+import pytest, traceback
 import webapp.rendering as R
 from test_api_renders import HEADLINE, create, render, sqlite_template  # noqa
 
@@ -6,11 +6,16 @@ from test_api_renders import HEADLINE, create, render, sqlite_template  # noqa
 def spy(monkeypatch):
     orig = R.find_completed
     def wrapped(ws, key):
-        from webapp.extensions import db
-        rid = R._completed.get(key)
-        row = orig(ws, key)
-        print("\nFIND", db.engine.url, rid, row and (row.id, row.key[:8], row.created_at), db.session.get(R.Render, rid) if rid else None)
-        return row
+        try:
+            from webapp.extensions import db
+            rid = R._completed.get(key)
+            print("\nRID", rid, db.engine.url)
+            row = orig(ws, key)
+            print("\nFIND", row and (row.id, row.key[:8], row.created_at))
+            return row
+        except Exception:
+            traceback.print_exc()
+            raise
     monkeypatch.setattr(R, "find_completed", wrapped)
 
 def test_x(api):
