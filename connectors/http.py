@@ -25,6 +25,7 @@ import contextlib
 import http.client
 import ipaddress
 import json as jsonlib
+import os
 import re
 import socket
 import sys
@@ -474,19 +475,25 @@ class _Deadline:
             return
         with self._lock:
             self._sockets.append(sock)
-        if self.expired:
-            _shutdown(sock)
+            if self.expired:
+                _shutdown(sock)
 
     def _expire(self) -> None:
-        with self._lock:
+        with self._lock:  # never at the same time as finish() closes the sockets
             self.expired = True
-            sockets = list(self._sockets)
-        for sock in sockets:
-            _shutdown(sock)
+            for sock in self._sockets:
+                _shutdown(sock)
 
-    def cancel(self) -> None:
+    def finish(self) -> None:
+        """Stop the clock and close every socket of the request for good. A response urllib3
+        rejects (conflicting Content-Length, say) leaves its socket to the garbage collector
+        otherwise."""
         self._timer.cancel()
         with self._lock:
+            for sock in self._sockets:
+                if sock.fileno() != -1:
+                    with contextlib.suppress(OSError):
+                        os.close(sock.detach())
             self._sockets.clear()
 
 
@@ -625,7 +632,7 @@ class GuardedSession:
         try:
             return self._follow(hop, accept, deadline)
         finally:
-            deadline.cancel()
+            deadline.finish()
 
     def _follow(self, hop: _Hop, accept: str, deadline: _Deadline) -> Response:
         redirects = 0
