@@ -76,16 +76,19 @@ def render_key(template: Template | Mapping | str | Path, variables: Mapping | N
                quality: int | None = None, transparent: bool = False,
                template_id: Any = None, version: Any = None,
                now: dt.datetime | None = None, limits: Limits | None = None,
-               overrides: Mapping[str, Mapping[str, Any]] | None = None) -> str:
-    """The key of SPEC 5 for this request, without rendering."""
+               overrides: Mapping[str, Mapping[str, Any]] | None = None,
+               asset_digests: Mapping[str, str] | None = None) -> str:
+    """The key of SPEC 5 for this request, without rendering. ``asset_digests`` (asset name to
+    content digest) makes a re-uploaded asset a new request."""
     tpl = _as_template(template)
     opts = _options(format, size, scale, quality, transparent, limits or Limits())
     return _key(tpl, resolve_variables(tpl, variables), opts, template_id, version, now,
-                check_overrides(tpl, overrides))
+                check_overrides(tpl, overrides), asset_digests)
 
 
 def _key(tpl: Template, resolved: Mapping, opts: Options, template_id: Any, version: Any,
-         now: dt.datetime | None, overrides: Mapping | None = None) -> str:
+         now: dt.datetime | None, overrides: Mapping | None = None,
+         asset_digests: Mapping[str, str] | None = None) -> str:
     options = opts.as_key()
     countdown = _countdown(tpl)
     if countdown and opts.format == "gif":
@@ -95,7 +98,7 @@ def _key(tpl: Template, resolved: Mapping, opts: Options, template_id: Any, vers
         template_id=tpl.digest if template_id is None else template_id,
         version=tpl.digest if version is None else version,
         variables=used_variables(tpl, resolved), format=opts.format, options=options,
-        size=opts.size, layers=overrides,
+        size=opts.size, layers=overrides, assets=asset_digests,
     )
 
 
@@ -106,7 +109,8 @@ def render(template: Template | Mapping | str | Path, variables: Mapping | None 
            fonts: Mapping[str, Mapping[int, str]] | None = None, limits: Limits | None = None,
            template_id: Any = None, version: Any = None,
            now: dt.datetime | None = None,
-           overrides: Mapping[str, Mapping[str, Any]] | None = None) -> Rendered:
+           overrides: Mapping[str, Mapping[str, Any]] | None = None,
+           asset_digests: Mapping[str, str] | None = None) -> Rendered:
     """Render ``template`` with ``variables`` into ``format`` bytes.
 
     ``overrides`` sets layer properties for this render only ({"title": {"text": "Hi"}}):
@@ -116,7 +120,7 @@ def render(template: Template | Mapping | str | Path, variables: Mapping | None 
     opts = _options(format, size, scale, quality, transparent, limits)
     resolved = resolve_variables(tpl, variables)
     checked = check_overrides(tpl, overrides)
-    key = _key(tpl, resolved, opts, template_id, version, now, checked)
+    key = _key(tpl, resolved, opts, template_id, version, now, checked, asset_digests)
     context = Context(fetch=fetch, assets=assets or _default_assets(tpl), limits=limits,
                       fonts=fonts, overrides=checked)
     if tpl.kind == "html":

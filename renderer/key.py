@@ -27,13 +27,16 @@ def _plain(value: Any) -> Any:
 
 def compute_key(*, template_id: Any, version: Any, variables: Mapping[str, Any], format: str,
                 options: Mapping[str, Any], size: str | None,
-                layers: Mapping[str, Any] | None = None) -> str:
+                layers: Mapping[str, Any] | None = None,
+                assets: Mapping[str, str] | None = None) -> str:
     payload = {
         "template": template_id, "version": version, "variables": _plain(variables),
         "format": format, "options": _plain(options), "size": size,
     }
     if layers:  # per-layer values of the request (Placid/Bannerbear shapes) are part of it
         payload["layers"] = _plain(layers)
+    if assets:  # what asset names point at: a re-uploaded picture is another request
+        payload["assets"] = dict(assets)
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 

@@ -8,7 +8,7 @@ laid out here, once, and both painters draw the result.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -61,9 +61,11 @@ def build_scene(template: Template, scope: Scope, *, size: str | None, scale: fl
     requested = context.overrides or {}
     for layer in template.layers:
         overrides = variant["layers"].get(layer.name, {})
-        props = resolve_props(layer, overrides, scope)
-        # a request's own values are data: applied after evaluation, never evaluated
-        props.update(requested.get(layer.name, {}))
+        given = requested.get(layer.name, {})
+        # a request's own values are data, never evaluated; what they replace is not evaluated
+        # either (no warning about a variable that the request made irrelevant)
+        props = resolve_props(layer, overrides, scope, skip=given.keys())
+        props.update(given)
         if not props["visible"]:
             continue
         static = layer.static and layer.name not in requested and \
@@ -110,10 +112,13 @@ def _evaluate(raw: Any, scope: Scope, path: str) -> Any:
     return raw
 
 
-def resolve_props(layer: Layer, overrides: Mapping[str, Any], scope: Scope) -> dict[str, Any]:
+def resolve_props(layer: Layer, overrides: Mapping[str, Any], scope: Scope, *,
+                  skip: Iterable[str] = ()) -> dict[str, Any]:
     props = {**layer.props, **overrides} if overrides else dict(layer.props)
     keys = layer.expressions if not overrides else \
         [k for k, v in props.items() if _is_expression(v)]
+    if skip:
+        keys = [k for k in keys if k not in skip]
     if keys:
         specs = {**COMMON_PROPS, **LAYER_PROPS[layer.type]}
     for key in keys:

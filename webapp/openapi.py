@@ -15,7 +15,8 @@ from typing import Any
 from flask import Blueprint, Flask, request
 from pydantic import BaseModel, ValidationError
 
-from .errors import ApiError
+from .errors import ApiError, not_found
+from .schemas import MAX_ID
 
 
 @dataclass
@@ -65,6 +66,7 @@ def operation(bp: Blueprint, method: str, rule: str, *, summary: str, tag: str,
                 require(scope)
             elif not public:
                 authenticate()
+            _check_ids(kwargs)
             if body is not None:
                 kwargs["body"] = parse_body(body)
             if query is not None:
@@ -80,6 +82,14 @@ def operation(bp: Blueprint, method: str, rule: str, *, summary: str, tag: str,
         return handler
 
     return decorate
+
+
+def _check_ids(path_values: dict[str, Any]) -> None:
+    """An id past the database's integer range names no object (and must not reach the
+    database, which would fail on it)."""
+    for name, value in path_values.items():
+        if name.endswith("_id") and isinstance(value, int) and not 0 < value <= MAX_ID:
+            raise not_found(name.removesuffix("_id"), value)
 
 
 def _openapi_path(bp: Blueprint, rule: str) -> str:

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from .errors import HTTP_CODES
 from .openapi import OPERATIONS, Operation
-from .schemas import ErrorOut
+from .schemas import MAX_ID, ErrorOut
 
 REF = "#/components/schemas/{model}"
 ERROR_TEXT = {
@@ -79,7 +79,8 @@ def _operation(op: Operation, path: str, schemas: dict) -> dict[str, Any]:
 
 def _path_parameters(path: str) -> list[dict]:
     return [{"name": name, "in": "path", "required": True,
-             "schema": {"type": "integer"} if name.endswith("_id") else {"type": "string"}}
+             "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+             if name.endswith("_id") else {"type": "string"}}
             for name in re.findall(r"{(\w+)}", path)]
 
 
@@ -112,7 +113,8 @@ def _responses(op: Operation, schemas: dict) -> dict[str, Any]:
         responses[str(status)] = _response(status, model, op, schemas)
     error = {"$ref": REF.format(model="ErrorOut")}
     statuses = (set(op.errors) | ({401} if not op.public else set())
-                | ({403} if op.scope else set()) | {429})
+                | ({403} if op.scope else set()) | {429}
+                | ({400} if op.body or op.query else set()) | ({415} if op.body else set()))
     for status in sorted(statuses):
         responses[str(status)] = {"description": ERROR_TEXT.get(status, HTTP_CODES[status]),
                                   "content": {"application/json": {"schema": error}}}
@@ -131,9 +133,10 @@ def _response(status: int, model: Any, op: Operation, schemas: dict) -> dict[str
 
 
 def _public_paths() -> dict[str, Any]:
-    binary = {"description": "The picture", "content": {"application/octet-stream": {
-        "schema": {"type": "string", "contentMediaType": "application/octet-stream"}}}}
-    not_found = {"description": "No such render or template"}
+    binary = {"description": "The picture", "content": {
+        kind: {"schema": {"type": "string", "contentMediaType": kind}} for kind in (
+            "image/png", "image/jpeg", "image/webp", "image/avif", "image/gif",
+            "application/pdf")}}
     return {
         "/r/{key}.{ext}": {"get": {
             "operationId": "stored_render", "tags": ["renders"],
@@ -144,20 +147,25 @@ def _public_paths() -> dict[str, Any]:
                             "schema": {"enum": ["png", "jpg", "jpeg", "webp", "avif", "gif",
                                                 "pdf"]}}],
             "responses": {"200": binary, "304": {"description": "Not modified"},
-                          "404": not_found}}},
+                          "404": _error("No such render")}}},
         "/u/{template_id}.{ext}": {"get": {
             "operationId": "url_render", "tags": ["renders"],
             "summary": "Render from the URL: variables as query parameters, then s = hex "
                        "HMAC-SHA256 of the path and query before '&s=' (unless public)",
             "parameters": [{"name": "template_id", "in": "path", "required": True,
-                            "schema": {"type": "integer"}},
+                            "schema": {"type": "integer", "minimum": 1, "maximum": MAX_ID}},
                            {"name": "ext", "in": "path", "required": True,
                             "schema": {"enum": ["png", "jpg", "jpeg", "webp", "avif", "gif",
                                                 "pdf"]}},
                            {"name": "s", "in": "query", "required": False,
                             "schema": {"type": "string"}}],
-            "responses": {"200": binary, "403": {"description": "Unsigned or wrongly signed"},
-                          "404": not_found}}},
+            "responses": {"200": binary,
+                          "400": _error("The signature is not last, or an option is no number"),
+                          "403": _error("Unsigned or wrongly signed"),
+                          "404": _error("No such template or version"),
+                          "422": _error(ERROR_TEXT[422]),
+                          "429": _error("Rate limit (per client address) or monthly quota "
+                                        "reached; see Retry-After")}}},
         "/healthz": {"get": {"operationId": "healthz", "tags": ["operations"],
                              "summary": "The process is up",
                              "responses": {"200": {"description": "OK"}}}},
@@ -166,6 +174,11 @@ def _public_paths() -> dict[str, Any]:
                             "responses": {"200": {"description": "Ready"},
                                           "503": {"description": "Not ready"}}}},
     }
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {
+        "schema": {"$ref": REF.format(model="ErrorOut")}}}}
 
 
 def html_page(doc: dict[str, Any]) -> str:

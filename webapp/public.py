@@ -19,6 +19,7 @@ from .extensions import db, limiter
 from .models import Template, Workspace
 from .models.render import storage_name
 from .rendering import Request, fold, format_of, get_version, load_version, perform
+from .schemas import MAX_ID
 from .storage import NotFound, StorageError
 
 bp = Blueprint("public", __name__)
@@ -114,7 +115,8 @@ def url_render(template_id: int, ext: str):
     """Renders on first request, then answers from the cache (og:image tags, emails)."""
     raw = request.query_string.decode("latin-1")
     query, signature = _split_signature(raw)
-    template = db.session.get(Template, template_id)
+    # an id past the INTEGER range names no template (and would make the database fail)
+    template = db.session.get(Template, template_id) if 0 < template_id <= MAX_ID else None
     if template is None or template.deleted_at is not None:
         raise ApiError(404, "template_not_found", f"no template with id {template_id}")
     _check_signature(template, request.path, query, signature)

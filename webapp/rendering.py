@@ -20,6 +20,7 @@ from connectors.http import GuardedSession, OutboundPolicy
 from renderer import Limits, RendererError, Template
 from renderer.encode import EXTENSIONS, normalize_format
 from renderer.fonts import font_cache_dir, materialize_font
+from renderer.key import referenced_names
 
 from .errors import ApiError, not_found
 from .extensions import db
@@ -64,8 +65,13 @@ class Request:
 
 # ---------------------------------------------------------------- templates
 
-_templates: OrderedDict[int, Template] = OrderedDict()
 _templates_lock = threading.Lock()
+
+
+def app_cache(name: str) -> OrderedDict:
+    """A cache of the current app's. Row ids and render keys only mean something within one
+    database, and one process may serve several apps (the tests make one per test)."""
+    return current_app.extensions.setdefault(f"rendering.{name}", OrderedDict())
 
 
 def limits() -> Limits:
@@ -77,29 +83,30 @@ def limits() -> Limits:
 
 def load_version(version: TemplateVersion) -> Template:
     """The validated template of a stored version (immutable, so cached by its row id)."""
+    templates: OrderedDict[int, Template] = app_cache("templates")
     with _templates_lock:
-        tpl = _templates.get(version.id)
+        tpl = templates.get(version.id)
         if tpl is not None:
-            _templates.move_to_end(version.id)
+            templates.move_to_end(version.id)
             return tpl
     content = db.session.scalar(select(TemplateVersion.content).where(
         TemplateVersion.id == version.id))  # the row may be detached with its content deferred
     tpl = renderer.load_template(content, limits=limits())
     with _templates_lock:
-        _templates[version.id] = tpl
-        while len(_templates) > 512:
-            _templates.popitem(last=False)
+        templates[version.id] = tpl
+        while len(templates) > 512:
+            templates.popitem(last=False)
     return tpl
 
 
 HEAD_SECONDS = 1.0  # another process sees a template's new version within this time
-_heads: dict[tuple[int, int | None], tuple[float, TemplateRow, TemplateVersion]] = {}
 
 
 def forget_template(template_id: int) -> None:
     """After a save or a delete in this process: the next render reads the template again."""
-    for key in [k for k in _heads if k[0] == template_id]:
-        _heads.pop(key, None)
+    heads = app_cache("heads")
+    for key in [k for k in heads if k[0] == template_id]:
+        heads.pop(key, None)
 
 
 def template_and_version(workspace_id: int, template_id: int,
@@ -107,14 +114,15 @@ def template_and_version(workspace_id: int, template_id: int,
     """The template and the version a render uses: one query, then kept for a second so that
     a burst of requests for one template does not ask the database each time."""
     now = time.monotonic()
-    cached = _heads.get((template_id, number))
+    heads = app_cache("heads")  # (template id, version) -> (when, template, version)
+    cached = heads.get((template_id, number))
     if cached is not None and now - cached[0] < HEAD_SECONDS:
         template, version = cached[1], cached[2]
     else:
         template, version = _query_head(workspace_id, template_id, number)
-        if len(_heads) > 10_000:
-            _heads.clear()
-        _heads[(template_id, number)] = (now, template, version)
+        if len(heads) > 10_000:
+            heads.clear()
+        heads[(template_id, number)] = (now, template, version)
     if template.workspace_id != workspace_id or template.deleted_at is not None:
         raise not_found("template", template_id)
     return template, version
@@ -160,7 +168,8 @@ def get_version(template: TemplateRow, number: int | None) -> TemplateVersion:
 def fold(tpl: Template, variables: Mapping | None, layers: Mapping | None,
          modifications: list | None) -> tuple[dict, dict]:
     """``variables``, Placid's ``layers`` and Bannerbear's ``modifications`` to variables and
-    per-layer property values. A name that is no layer but a variable sets the variable."""
+    per-layer property values. A name that is no layer but a variable the template uses sets
+    the variable; any other name is a mistake (a misspelt layer) and says so."""
     values = dict(variables or {})
     overrides: dict[str, dict[str, Any]] = {}
     changes = [(name, dict(fields)) for name, fields in (layers or {}).items()]
@@ -170,7 +179,7 @@ def fold(tpl: Template, variables: Mapping | None, layers: Mapping | None,
         layer = by_name.get(name)
         if layer is not None:
             overrides.setdefault(name, {}).update(_layer_fields(layer, fields))
-        elif name in tpl.variables or len(fields) == 1:
+        elif name in tpl.variables or (len(fields) == 1 and name in referenced_names(tpl)):
             values[name] = _variable_value(fields)
         else:
             raise ApiError(422, "unknown_layer", f"the template has no layer named {name!r}",
@@ -222,20 +231,44 @@ RENDER_FIELDS = ("id", "key", "status", "url", "format", "width", "height", "cac
                  "completed_at")
 
 
-def key_of(req: Request) -> str:
+def key_of(req: Request, digests: Mapping[str, str] | None = None) -> str:
     return renderer.render_key(
         req.tpl, req.variables, format=req.format, size=req.size, scale=req.scale,
         quality=req.quality, transparent=req.transparent, template_id=req.template.id,
-        version=req.version.version, overrides=req.overrides, limits=limits())
+        version=req.version.version, overrides=req.overrides, limits=limits(),
+        asset_digests=digests)
 
 
-# key -> snapshot of the completed render whose file this process has seen in storage
-_completed: OrderedDict[str, dict[str, Any]] = OrderedDict()
+def asset_digests(workspace_id: int, names: set[str]) -> dict[str, str]:
+    """What each asset name points at now (kept a second, like template heads): part of the
+    render key, so a re-uploaded picture is rendered anew rather than answered from the cache."""
+    if not names:
+        return {}
+    cache = app_cache("assets")  # (workspace, names) -> (when, digests)
+    key = (workspace_id, frozenset(names))
+    hit = cache.get(key)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < HEAD_SECONDS:
+        return hit[1]
+    digests = dict(db.session.execute(select(Asset.name, Asset.sha256).where(
+        Asset.workspace_id == workspace_id, Asset.name.in_(sorted(names)))).all())
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[key] = (now, digests)
+    return digests
+
+
+def forget_assets(workspace_id: int) -> None:
+    """After an upload in this process: keys use the new digests at once."""
+    cache = app_cache("assets")
+    for key in [k for k in cache if k[0] == workspace_id]:
+        cache.pop(key, None)
 
 
 def find_completed(workspace_id: int, key: str) -> dict[str, Any] | None:
-    """The completed render of ``key`` whose file is in storage, if any."""
-    snap = _completed.get(key)
+    """The completed render of ``key`` whose file is in storage, if any. Snapshots of those
+    this app has seen are kept by key (app_cache "completed")."""
+    snap = app_cache("completed").get(key)
     if snap is not None and snap["workspace_id"] == workspace_id:
         return snap
     row = db.session.scalar(select(Render).where(
@@ -247,9 +280,10 @@ def find_completed(workspace_id: int, key: str) -> dict[str, Any] | None:
 
 
 def _remember(snap: dict[str, Any]) -> dict[str, Any]:
-    _completed[snap["key"]] = snap
-    while len(_completed) > 100_000:
-        _completed.popitem(last=False)
+    completed = app_cache("completed")
+    completed[snap["key"]] = snap
+    while len(completed) > 100_000:
+        completed.popitem(last=False)
     return snap
 
 
@@ -257,7 +291,9 @@ def perform(req: Request, *, workspace_id: int, api_key_id: int | None,
             metadata: Any) -> tuple[dict[str, Any], bool]:
     """The render for ``req``: from storage when its key was rendered before (cached, free),
     else rendered now, stored and counted. Returns (snapshot, cached)."""
-    key = key_of(req)
+    names = asset_names(req.tpl, req.variables, req.overrides)
+    digests = asset_digests(workspace_id, names)
+    key = key_of(req, digests)
     existing = find_completed(workspace_id, key)
     if existing is not None:
         return existing, True
@@ -266,7 +302,7 @@ def perform(req: Request, *, workspace_id: int, api_key_id: int | None,
                  version=req.version.version, key=key, format=req.format, status="rendering",
                  meta=metadata, api_key_id=api_key_id)
     try:
-        result = run_renderer(req, workspace_id)
+        result = run_renderer(req, workspace_id, names, digests)
     except RendererError as exc:
         _fail(row, exc)
         raise
@@ -274,13 +310,14 @@ def perform(req: Request, *, workspace_id: int, api_key_id: int | None,
     return _remember(snapshot(row)), False
 
 
-def run_renderer(req: Request, workspace_id: int) -> renderer.Rendered:
-    assets = WorkspaceAssets(workspace_id, asset_names(req.tpl, req.variables, req.overrides))
+def run_renderer(req: Request, workspace_id: int, names: set[str],
+                 digests: Mapping[str, str]) -> renderer.Rendered:
+    assets = WorkspaceAssets(workspace_id, names)
     return renderer.render(
         req.tpl, req.variables, format=req.format, size=req.size, scale=req.scale,
         quality=req.quality, transparent=req.transparent, fetch=outbound().fetch,
         assets=assets, fonts=assets.fonts(), limits=limits(), template_id=req.template.id,
-        version=req.version.version, overrides=req.overrides)
+        version=req.version.version, overrides=req.overrides, asset_digests=digests)
 
 
 def _complete(row: Render, result: renderer.Rendered) -> None:
@@ -323,8 +360,17 @@ def format_of(name: str) -> str:
 
 def asset_names(tpl: Template, *values: Any) -> set[str]:
     """The ``asset:`` names a render may read: in the template and in the request's data."""
+    return _names_in(tpl.source, tpl.digest) | _names_in(list(values), None)
+
+
+_template_names: dict[str, set[str]] = {}
+
+
+def _names_in(value: Any, digest: str | None) -> set[str]:
+    if digest is not None and digest in _template_names:
+        return _template_names[digest]
     names: set[str] = set()
-    stack: list[Any] = [tpl.source, *values]
+    stack: list[Any] = [value]
     while stack:
         value = stack.pop()
         if isinstance(value, str):
@@ -334,6 +380,10 @@ def asset_names(tpl: Template, *values: Any) -> set[str]:
             stack.extend(value.values())
         elif isinstance(value, list | tuple):
             stack.extend(value)
+    if digest is not None:
+        if len(_template_names) > 4096:
+            _template_names.clear()
+        _template_names[digest] = names
     return names
 
 

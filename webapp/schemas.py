@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_ID = 2**31 - 1  # ids and version numbers are INTEGER columns; larger numbers name nothing
 Format = Literal["png", "jpeg", "jpg", "webp", "avif", "gif", "pdf"]
 Scope = Literal["render", "templates:read", "templates:write", "sources", "admin"]
 
@@ -42,8 +43,9 @@ class RenderData(Strict):
 
 
 class RenderBody(RenderData, RenderOptions):
-    template: int = Field(description="the template's id")
-    version: int | None = Field(None, ge=1, description="default: the current version")
+    template: int = Field(ge=1, le=MAX_ID, description="the template's id")
+    version: int | None = Field(None, ge=1, le=MAX_ID,
+                                description="default: the current version")
     metadata: dict[str, Any] | None = Field(None, description="kept with the render, returned "
                                                               "as is")
 
@@ -51,7 +53,7 @@ class RenderBody(RenderData, RenderOptions):
 class PreviewBody(RenderData, RenderOptions):
     template: dict[str, Any] | None = Field(
         None, description="unsaved template content to preview instead of the stored version")
-    version: int | None = Field(None, ge=1)
+    version: int | None = Field(None, ge=1, le=MAX_ID)
 
 
 class RenderOut(BaseModel):
@@ -77,10 +79,11 @@ class RenderList(BaseModel):
 
 
 class RenderListQuery(Strict):
-    template: int | None = None
+    template: int | None = Field(None, ge=1, le=MAX_ID)
     status: Literal["pending", "rendering", "completed", "failed"] | None = None
     limit: int = Field(50, ge=1, le=500)
-    before: int | None = Field(None, description="only renders with a smaller id (paging)")
+    before: int | None = Field(None, ge=1, le=MAX_ID,
+                               description="only renders with a smaller id (paging)")
 
 
 class TemplateVersionOut(BaseModel):
@@ -113,7 +116,7 @@ class VersionList(BaseModel):
 
 
 class TemplateQuery(Strict):
-    version: int | None = Field(None, ge=1)
+    version: int | None = Field(None, ge=1, le=MAX_ID)
 
 
 class AssetOut(BaseModel):

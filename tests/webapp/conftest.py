@@ -47,7 +47,14 @@ def sqlite_template(tmp_path_factory) -> Path:
     """A migrated SQLite file; each test gets a copy (migrating per test would be slow)."""
     folder = tmp_path_factory.mktemp("sqlite-template")
     path = folder / "template.db"
-    upgrade(create_app({**_base_config(folder), "DATABASE_URL": f"sqlite:///{path}"}))
+    app = create_app({**_base_config(folder), "DATABASE_URL": f"sqlite:///{path}"})
+    upgrade(app)
+    with app.app_context():
+        from webapp.extensions import db
+
+        with db.engine.connect() as conn:  # the tables must be in the file, not in its WAL
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.engine.dispose()
     return path
 
 
@@ -95,7 +102,9 @@ class LiveServer:
 
     def start(self, app) -> None:
         self._server = make_server("127.0.0.1", self.port, app, threaded=True)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # a short poll interval: shutting the server down at teardown waits for one poll
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,),
+                                        daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
@@ -112,10 +121,16 @@ def live(database_url, tmp_path, redis_url) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
-def app_config(database_url, tmp_path, redis_url, live) -> dict:
+def settings() -> dict:
+    """Configuration for one test: ``@pytest.mark.parametrize("settings", [{...}])``."""
+    return {}
+
+
+@pytest.fixture
+def app_config(database_url, tmp_path, redis_url, live, settings) -> dict:
     redis_client.Redis.from_url(redis_url).flushdb()
     return {**_base_config(tmp_path), "DATABASE_URL": database_url, "REDIS_URL": redis_url,
-            "PUBLIC_URL": live.url}
+            "PUBLIC_URL": live.url, **settings}
 
 
 @pytest.fixture

@@ -8,10 +8,8 @@ import base64
 import contextlib
 import io
 import socket
-import sqlite3
 import struct
 import threading
-import time
 import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,26 +49,6 @@ CONTENT_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp",
 
 
 # ---------------------------------------------------------------- fixtures
-
-@pytest.fixture(scope="session")
-def sqlite_template(sqlite_template):
-    """Work-around until conftest checkpoints it: the migrated file's tables are still in its
-    write-ahead log, which ``shutil.copy`` of the main file leaves behind."""
-    with contextlib.closing(sqlite3.connect(sqlite_template)) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return sqlite_template
-
-
-@pytest.fixture
-def settings() -> dict:
-    """Configuration for one test: ``@pytest.mark.parametrize("settings", [{...}])``."""
-    return {}
-
-
-@pytest.fixture
-def app_config(app_config, settings) -> dict:
-    return {**app_config, **settings}
-
 
 class FakeSite:
     """A remote web site, really served over HTTP on 127.0.0.1 (which the test configuration
@@ -210,8 +188,12 @@ def solid_png(rgb: tuple[int, int, int], size: tuple[int, int] = (24, 24)) -> by
     return png_bytes(Image.new("RGB", size, rgb))
 
 
+def solid_data_uri(rgb: tuple[int, int, int]) -> str:
+    return png_data_uri(Image.new("RGB", (8, 8), rgb))
+
+
 def bomb_png(width: int = 30_000, height: int = 30_000) -> bytes:
-    """A PNG header declaring ``width`` x ``height`` (900 megapixels) in under a hundred bytes:
+    """A PNG header declaring ``width`` x ``height`` (900 megapixels) in a few hundred bytes:
     a decoder that trusted it would inflate gigabytes. Only the header is needed to refuse it."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
@@ -234,9 +216,7 @@ def noise_png(size: int) -> bytes:
 def test_render_is_stored_then_answered_from_the_cache(api):
     template = create(api, HEADLINE)
     metadata = {"order": 42, "tags": ["spring"]}
-    started = time.perf_counter()
     first = render(api, template, variables={"title": "Hi"}, metadata=metadata)
-    first_seconds = time.perf_counter() - started
     assert first.status_code == 201, first.text
     made = first.json()
     assert made["status"] == "completed" and made["cached"] is False
@@ -250,14 +230,11 @@ def test_render_is_stored_then_answered_from_the_cache(api):
     assert ink(image, RED) > 100  # the title in its colour
     assert ink(image, BLUE) > 1000  # the bar
 
-    started = time.perf_counter()
     again = render(api, template, variables={"title": "Hi"}, metadata=metadata)
-    cached_seconds = time.perf_counter() - started
     assert again.status_code == 200, again.text
     repeat = again.json()
     assert repeat["cached"] is True
     assert (repeat["id"], repeat["key"], repeat["url"]) == (made["id"], made["key"], made["url"])
-    assert cached_seconds < max(first_seconds, 0.5) * 5  # generous: shows no render happened
 
     me = api.get("/me").json()
     assert me["usage"]["renders"] == 1  # the cached answer was free
@@ -323,21 +300,22 @@ def test_placid_layers_and_bannerbear_modifications_match_variables(api):
     by_variables = render(api, template, variables={"title": "Hey"})
     by_layers = render(api, template, layers={"title": {"text": "Hey"}})
     by_modifications = render(api, template, modifications=[{"name": "title", "text": "Hey"}])
-    pictures = []
-    for response in (by_variables, by_layers, by_modifications):
-        assert response.status_code == 201, response.text
-        pictures.append(rgba(picture(api, response.json())))
-    assert np.array_equal(pictures[0], pictures[1])
-    assert np.array_equal(pictures[0], pictures[2])
+    assert by_variables.status_code == 201 and by_layers.status_code == 201
+    # both shapes say the same thing, so they are one request: the same key, from the cache
+    assert by_modifications.status_code == 200, by_modifications.text
+    assert by_modifications.json()["key"] == by_layers.json()["key"]
+    assert by_layers.json()["key"] != by_variables.json()["key"]
+    assert np.array_equal(rgba(picture(api, by_variables.json())),
+                          rgba(picture(api, by_layers.json())))
 
     placid = render(api, template, layers={"title": {"text": "Hey", "color": "#16a34a"},
                                            "bar": {"background_color": "#ea580c"}})
     bannerbear = render(api, template, modifications=[
         {"name": "title", "text": "Hey", "color": "#16a34a"},
         {"name": "bar", "color": "#ea580c"}])
-    assert placid.status_code == 201 and bannerbear.status_code == 201
+    assert placid.status_code == 201, placid.text
+    assert bannerbear.status_code == 200 and bannerbear.json()["key"] == placid.json()["key"]
     recoloured = picture(api, placid.json())
-    assert np.array_equal(rgba(recoloured), rgba(picture(api, bannerbear.json())))
     assert ink(recoloured, GREEN) > 100 and ink(recoloured, RED) == 0
     assert ink(recoloured, ORANGE) > 1000 and ink(recoloured, BLUE) == 0
 
@@ -353,6 +331,13 @@ def test_placid_layers_and_bannerbear_modifications_match_variables(api):
         error = error_of(render(api, template, **body), 422)
         assert error["code"] == "unknown_layer", body
         assert "subti" in error["message"]
+
+
+def test_a_property_set_by_the_request_does_not_warn_about_its_variable(api):
+    template = create(api, HEADLINE)
+    response = render(api, template, layers={"title": {"text": "Hey"}})
+    assert response.status_code == 201, response.text
+    assert response.json()["warnings"] == []
 
 
 def test_missing_variables_are_warnings(api):
@@ -376,7 +361,8 @@ def test_unknown_templates_versions_and_bodies(api, other_api):
         "Content-Type": "application/json"}), 400)["code"] == "invalid_json"
     assert error_of(api.post("/renders", data={"template": template}), 415)["code"] == \
         "unsupported_media_type"
-    assert error_of(render(api, template, token=None), 401)["code"] == "unauthorized"
+    anonymous = api.post("/renders", json={"template": template}, token=None)
+    assert error_of(anonymous, 401)["code"] == "unauthorized"
 
 
 # ---------------------------------------------------------------- listing
@@ -417,31 +403,28 @@ def test_render_list_is_newest_first_with_filters(api, other_api, site):
     assert error_of(api.get("/renders/999999"), 404)["code"] == "render_not_found"
 
 
-def solid_data_uri(rgb: tuple[int, int, int]) -> str:
-    return png_data_uri(Image.new("RGB", (8, 8), rgb))
-
-
 # ---------------------------------------------------------------- remote images
 
 def test_remote_images_come_from_the_site(api, site):
     template = create(api, PHOTO)
     green = site.serve("/green.png", solid_png(GREEN))
     orange = site.serve("/orange.png", solid_png(ORANGE))
+    before = site.hits("/green.png")
     made = render(api, template, variables={"photo": green})
     assert made.status_code == 201, made.text
     assert ink(picture(api, made.json()), GREEN, tolerance=8) == 120 * 60
     fetched = site.hits("/green.png")
-    assert fetched >= 1
+    assert fetched == before + 1
 
     again = render(api, template, variables={"photo": green})
     assert again.status_code == 200 and again.json()["cached"] is True
     assert site.hits("/green.png") == fetched  # a cached answer fetches nothing
 
-    for body in ({"layers": {"photo": {"image": orange}}},
-                 {"modifications": [{"name": "photo", "image_url": orange}]}):
-        response = render(api, template, **body)
-        assert response.status_code == 201, response.text
-        assert ink(picture(api, response.json()), ORANGE, tolerance=8) == 120 * 60
+    placid = render(api, template, layers={"photo": {"image": orange}})
+    assert placid.status_code == 201, placid.text
+    assert ink(picture(api, placid.json()), ORANGE, tolerance=8) == 120 * 60
+    bannerbear = render(api, template, modifications=[{"name": "photo", "image_url": orange}])
+    assert bannerbear.status_code == 200 and bannerbear.json()["key"] == placid.json()["key"]
 
 
 def test_unreachable_images_fail_naming_the_layer_and_store_nothing(api, site, tmp_path):
@@ -482,12 +465,13 @@ def test_hostile_urls_are_refused_before_connecting(api, site, trap):
         f"http://169.254.169.254:{port}/latest/meta-data",
         site.url("/hop.png"),  # allowed itself, but redirects to 127.0.0.2
     ]
+    hops = site.hits("/hop.png")
     for url in hostile:
         response = render(api, template, variables={"photo": url})
         error = error_of(response, 422)
         assert error["code"] == "outbound_refused", (url, error)
         assert "refused" in error["message"] and error["details"]["path"] == "layers[0].src"
-    assert site.hits("/hop.png") == 1
+    assert site.hits("/hop.png") == hops + 1  # went out to the site, then refused the hop
     for src in ("file:///etc/passwd", "ftp://127.0.0.1/x.png", "gopher://127.0.0.2/"):
         error = error_of(render(api, template, variables={"photo": src}), 422)
         assert error["details"]["path"] == "layers[0].src", src
@@ -522,7 +506,8 @@ def test_decompression_bombs_are_refused(api, site, tmp_path):
     for src in (url, data_uri):
         error = error_of(render(api, template, variables={"photo": src}), 422)
         assert error["code"] == "limit_exceeded", error
-        assert "30000x30000" in error["message"] and error["details"]["path"] == "layers[0].src"
+        assert "decompression bomb" in error["message"], error
+        assert error["details"]["path"] == "layers[0].src"
     assert stored_renders(tmp_path) == []
     failed = api.get("/renders?status=failed").json()["data"]
     assert [r["error"]["code"] for r in failed] == ["limit_exceeded"] * 2

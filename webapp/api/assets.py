@@ -16,6 +16,7 @@ from ..extensions import db
 from ..models import Asset
 from ..models.base import iso, utcnow
 from ..openapi import operation
+from ..rendering import forget_assets
 from ..schemas import AssetList, AssetOut
 from .common import current_workspace
 
@@ -41,6 +42,9 @@ def asset_object(row: Asset) -> dict:
 
 
 def _upload() -> tuple[str, bytes]:
+    # assets may be larger than other request bodies (a CJK font is 16 MB): this request's own
+    # limit, with room for the form around the file
+    request.max_content_length = current_app.config["MAX_ASSET_BYTES"] + 1024 * 1024
     if request.mimetype != "multipart/form-data":
         raise ApiError(415, "unsupported_media_type",
                        "upload assets as multipart form data with a 'file' field")
@@ -62,13 +66,23 @@ def _upload() -> tuple[str, bytes]:
 
 
 def _image_type(data: bytes) -> str | None:
+    """The picture's content type, None if it is none; pictures larger than renders may use
+    (decompression bombs included) are refused from their header, before any pixel is decoded."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as image:
-            return IMAGE_FORMATS.get(image.format or "")
+            fmt, (width, height) = image.format, image.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ApiError(422, "limit_exceeded", f"file: refused as a decompression bomb: "
+                       f"{exc}") from None
     except (UnidentifiedImageError, OSError, ValueError):
         return None
+    limit = current_app.config["MAX_IMAGE_PIXELS"]
+    if width * height > limit:
+        raise ApiError(422, "limit_exceeded", f"file: the image is {width}x{height} = "
+                       f"{width * height:,} pixels; the limit is {limit:,}")
+    return IMAGE_FORMATS.get(fmt or "")
 
 
 def _font_facts(data: bytes) -> tuple[str, str | None, int | None]:
@@ -79,10 +93,10 @@ def _font_facts(data: bytes) -> tuple[str, str | None, int | None]:
         raise ApiError(415, "unsupported_media_type", exc.message) from None
     from fontTools.ttLib import TTFont
 
-    font = TTFont(path, lazy=True)
-    names = font["name"]
-    family = names.getDebugName(16) or names.getDebugName(1)
-    weight = font["OS/2"].usWeightClass if "OS/2" in font else None
+    with TTFont(path, lazy=True) as font:  # lazy reads keep the file open until closed
+        names = font["name"]
+        family = names.getDebugName(16) or names.getDebugName(1)
+        weight = font["OS/2"].usWeightClass if "OS/2" in font else None
     return FONT_MAGIC[data[:4]], family, weight
 
 
@@ -130,6 +144,7 @@ def upload_asset():
     row.family, row.weight, row.updated_at = family, weight, utcnow()
     db.session.add(row)
     db.session.commit()
+    forget_assets(workspace.id)
     return asset_object(row), status
 
 

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, request
 
 import renderer
 from renderer import RendererError
+from renderer.model import _html_size_hint  # the rule `pixelmerge validate` applies to files
 
 from ..errors import ApiError
 from ..extensions import db
@@ -71,17 +72,28 @@ def _uploaded() -> dict[str, Any]:
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise ApiError(400, "invalid_request", "file: a .json or .html file is required")
-    text = upload.read().decode("utf-8", errors="strict") if upload else ""
-    if upload.filename.lower().endswith((".html", ".htm")):
-        content = {"kind": "html", "name": upload.filename.rsplit(".", 1)[0], "html": text,
-                   "width": _form_int("width", 1200), "height": _form_int("height", 630)}
-    elif upload.filename.lower().endswith(".json"):
+    filename = upload.filename.lower()
+    if not filename.endswith((".html", ".htm", ".json")):
+        raise ApiError(415, "unsupported_media_type", "file: upload a .json or .html file")
+    text = _text(upload.read())
+    if filename.endswith(".json"):
         content = _json_text(text)
     else:
-        raise ApiError(415, "unsupported_media_type", "file: upload a .json or .html file")
+        size = _html_size_hint(text)  # the file's pixelmerge:size meta tag, else 1200 x 630
+        content = {"kind": "html", "name": upload.filename.rsplit(".", 1)[0], "html": text,
+                   "width": _form_int("width", size["width"]),
+                   "height": _form_int("height", size["height"])}
     if request.form.get("name"):
         content["name"] = request.form["name"]
     return content
+
+
+def _text(data: bytes) -> str:
+    try:
+        return data.decode("utf-8-sig")  # editors on Windows like to start with a BOM
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "invalid_request", f"file: not UTF-8 text (byte {exc.start} "
+                       f"is invalid)") from None
 
 
 def _form_int(name: str, default: int) -> int:
