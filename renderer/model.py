@@ -236,7 +236,7 @@ def _build(data: dict, limits: Limits, base_path: str | None) -> Template:
     html, css = _html(data, kind)
     return Template(
         kind=kind,
-        name=_string(data.get("name", "Untitled"), "name"),
+        name=_name(data.get("name", "Untitled")),
         width=width,
         height=height,
         background=_literal_or_expr(data.get("background"), Prop("paint", None), "background"),
@@ -294,6 +294,15 @@ def _dimension(value: Any, path: str, limits: Limits) -> int:
         raise TemplateError(f"must be between 1 and {limits.max_canvas} pixels, got {value}",
                             path=path)
     return int(value)
+
+
+def _name(value: Any) -> str:
+    name = _string(value, "name").strip() or "Untitled"
+    if len(name) > 200:
+        raise TemplateError(f"a name has at most 200 characters, got {len(name)}", path="name")
+    if any(ord(ch) < 32 or 0x7f <= ord(ch) < 0xa0 for ch in name):
+        raise TemplateError("a name cannot contain control characters", path="name")
+    return name
 
 
 def _string(value: Any, path: str) -> str:

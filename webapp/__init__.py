@@ -28,6 +28,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
     app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"] or "memory://"
     app.config["RATELIMIT_HEADERS_ENABLED"] = True
+    # Redis down must not take the API down: count in memory until it is back
+    app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = True
     app.json.sort_keys = False
 
     db.init_app(app)

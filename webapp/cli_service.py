@@ -6,6 +6,9 @@ import datetime as dt
 import os
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
 
 import click
 
@@ -83,16 +86,11 @@ def admin() -> None:
 @click.option("--workspace", "workspace_name", default=None, help="Workspace name.")
 def create_user(email: str, password: str, workspace_name: str | None) -> None:
     """Create a user with a workspace of their own."""
-    from .accounts import AccountError
     from .accounts import create_user as make_user
 
     app = _app()
-    with app.app_context():
-        try:
-            user = make_user(email, password, workspace_name)
-        except AccountError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+    with app.app_context(), _account_errors(app):
+        user = make_user(email, password, workspace_name)
         click.echo(f"created {user.email} in workspace {user.workspace.id} "
                    f"({user.workspace.name})")
 
@@ -105,32 +103,60 @@ def create_user(email: str, password: str, workspace_name: str | None) -> None:
 @click.option("--name", default="", help="A label to tell keys apart.")
 def create_api_key(email: str, scopes: str, expires: str | None, name: str) -> None:
     """Create an API key; the key is printed once, alone on the last line."""
-    from .accounts import AccountError, issue_key
+    from .accounts import issue_key
 
+    expires_at = parse_expiry(expires)
     app = _app()
-    with app.app_context():
-        try:
-            key, token = issue_key(email, [s.strip() for s in scopes.split(",") if s.strip()],
-                                   expires_at=parse_expiry(expires), name=name)
-        except AccountError as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(2)
+    with app.app_context(), _account_errors(app):
+        key, token = issue_key(email, [s.strip() for s in scopes.split(",") if s.strip()],
+                               expires_at=expires_at, name=name)
         click.echo(f"API key {key.prefix}… for {email}, scopes: {key.scopes}"
                    + (f", expires {key.expires_at:%Y-%m-%d %H:%M} UTC" if key.expires_at else ""))
         click.echo(token)
 
 
+@contextmanager
+def _account_errors(app) -> Iterator[None]:
+    """A refused account or an unusable database ends the command with a message and exit
+    status 2, not a traceback."""
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
+    from .accounts import AccountError
+
+    try:
+        yield
+    except AccountError as exc:
+        _fail(str(exc))
+    except (OperationalError, ProgrammingError) as exc:
+        reason = str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+        _fail(f"the database {_safe_url(app.config['DATABASE_URL'])} cannot be used ({reason});"
+              f" a new database needs 'pixelmerge db upgrade' first")
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
 def parse_expiry(text: str | None) -> dt.datetime | None:
     if not text:
         return None
-    match = EXPIRY.fullmatch(text.strip())
     now = dt.datetime.now(dt.UTC)
-    if match:
-        unit = {"d": "days", "h": "hours", "w": "weeks"}[match[2]]
-        return now + dt.timedelta(**{unit: int(match[1])})
+    when = _expiry(text.strip(), now)
+    if when <= now:
+        raise click.BadParameter(f"{text} is not in the future: the key would never work",
+                                 param_hint="--expires")
+    return when
+
+
+def _expiry(text: str, now: dt.datetime) -> dt.datetime:
+    match = EXPIRY.fullmatch(text)
     try:
+        if match:
+            unit = {"d": "days", "h": "hours", "w": "weeks"}[match[2]]
+            return now + dt.timedelta(**{unit: int(match[1])})
         when = dt.datetime.fromisoformat(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise click.BadParameter("use 30d, 12h, 2w or a date like 2027-01-31",
                                  param_hint="--expires") from None
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import g, request
+from flask import request
 from flask_limiter import Limiter
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy.orm import DeclarativeBase
@@ -17,9 +17,13 @@ db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 
 
 def rate_limit_key() -> str:
-    """Per API key when the request carries one, else per client address."""
-    key = getattr(g, "api_key", None)
-    return f"key:{key.id}" if key is not None else f"ip:{request.remote_addr}"
+    """Per API key (its digest: the limit is checked before authentication, and needs no
+    database), else per client address."""
+    from .auth import bearer_token
+    from .models.apikey import digest
+
+    token = bearer_token()
+    return f"key:{digest(token)[:32]}" if token else f"ip:{request.remote_addr}"
 
 
 limiter = Limiter(key_func=rate_limit_key, headers_enabled=True, default_limits=[])

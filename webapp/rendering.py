@@ -29,7 +29,7 @@ from .models import Template as TemplateRow
 from .models.base import iso, utcnow
 from .models.render import storage_name
 from .storage import NotFound
-from .usage import check_quota, count_render
+from .usage import release, reserve
 
 # request field -> layer property, by layer type (Placid's and Bannerbear's names, and ours)
 FIELD_MAP = {
@@ -297,14 +297,18 @@ def perform(req: Request, *, workspace_id: int, api_key_id: int | None,
     existing = find_completed(workspace_id, key)
     if existing is not None:
         return existing, True
-    check_quota(workspace_id)
+    reserve(workspace_id)
     row = Render(workspace_id=workspace_id, template_id=req.template.id,
                  version=req.version.version, key=key, format=req.format, status="rendering",
                  meta=metadata, api_key_id=api_key_id)
     try:
         result = run_renderer(req, workspace_id, names, digests)
     except RendererError as exc:
+        release(workspace_id)
         _fail(row, exc)
+        raise
+    except BaseException:
+        release(workspace_id)
         raise
     _complete(row, result)
     return _remember(snapshot(row)), False
@@ -327,7 +331,6 @@ def _complete(row: Render, result: renderer.Rendered) -> None:
     row.status, row.width, row.height = "completed", result.width, result.height
     row.size_bytes, row.warnings, row.completed_at = len(result.data), result.warnings, utcnow()
     db.session.add(row)
-    count_render(row.workspace_id)
     db.session.commit()
 
 

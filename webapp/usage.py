@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -39,21 +39,40 @@ def summary(workspace: Workspace) -> dict:
             "remaining": None if quota is None else max(0, quota - used)}
 
 
-def check_quota(workspace_id: int) -> None:
-    """Refuse a new render when the month's quota is used up (one query)."""
-    quota, used = db.session.execute(
-        select(Workspace.monthly_quota, Usage.renders)
-        .outerjoin(Usage, (Usage.workspace_id == Workspace.id) & (Usage.month == month_of()))
-        .where(Workspace.id == workspace_id)).one()
+def reserve(workspace_id: int) -> None:
+    """Count one new render before it is made, refusing it when the month's quota is used up.
+    One atomic statement, so concurrent requests can never overshoot the quota; ``release``
+    gives the render back if it fails."""
+    quota = db.session.scalar(select(Workspace.monthly_quota).where(
+        Workspace.id == workspace_id))
     if quota is None:
         quota = current_app.config["MONTHLY_QUOTA"]
-    if not quota or (used or 0) < quota:
-        return
-    raise ApiError(429, "quota_exceeded",
-                   f"this workspace has used its {quota:,} renders for {month_of()}; cached "
-                   f"renders are still served",
-                   details={"quota": quota, "month": month_of()},
-                   headers={"Retry-After": str(_seconds_to_next_month())})
+    dialect = db.session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(Usage).values(workspace_id=workspace_id, month=month_of(), renders=1)
+    statement = statement.on_conflict_do_update(
+        index_elements=[Usage.workspace_id, Usage.month], set_={"renders": Usage.renders + 1},
+        where=(Usage.renders < quota) if quota else None).returning(Usage.renders)
+    counted = db.session.execute(statement).scalar()  # None: the quota held it back
+    db.session.commit()
+    if counted is None:
+        raise _quota_exceeded(quota)
+
+
+def release(workspace_id: int) -> None:
+    """Give back a reservation whose render failed: failures do not count."""
+    db.session.execute(update(Usage).where(
+        Usage.workspace_id == workspace_id, Usage.month == month_of(), Usage.renders > 0)
+        .values(renders=Usage.renders - 1))
+    db.session.commit()
+
+
+def _quota_exceeded(quota: int) -> ApiError:
+    return ApiError(429, "quota_exceeded",
+                    f"this workspace has used its {quota:,} renders for {month_of()}; cached "
+                    f"renders are still served",
+                    details={"quota": quota, "month": month_of()},
+                    headers={"Retry-After": str(_seconds_to_next_month())})
 
 
 def _seconds_to_next_month() -> int:
@@ -61,14 +80,3 @@ def _seconds_to_next_month() -> int:
     first = (now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
              + dt.timedelta(days=32)).replace(day=1)
     return max(1, int((first - now).total_seconds()))
-
-
-def count_render(workspace_id: int) -> None:
-    """Add one render to this month, atomically (two workers may count at once)."""
-    dialect = db.session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(Usage).values(workspace_id=workspace_id, month=month_of(), renders=1)
-    statement = statement.on_conflict_do_update(
-        index_elements=[Usage.workspace_id, Usage.month],
-        set_={"renders": Usage.renders + 1})
-    db.session.execute(statement)

@@ -9,14 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-import sqlite3
-import threading
-from contextlib import closing
+import time
 
 import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import inspect, select, text, update
-from werkzeug.serving import make_server
 
 import webapp.api  # noqa: F401  (registers every operation)
 from webapp import auth, usage
@@ -33,29 +30,6 @@ PRICE_TEMPLATE = {
     "layers": [{"name": "price", "type": "text", "x": 4, "y": 4, "width": 112, "height": 52,
                 "text": "{{ price }}", "size": 24, "color": "#000000"}],
 }
-
-
-# Until conftest.py does these two itself (asked for):
-@pytest.fixture(scope="session")
-def sqlite_template(sqlite_template):
-    """conftest copies only the main file of this WAL-mode database: fold the log into it."""
-    with closing(sqlite3.connect(sqlite_template)) as connection:
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return sqlite_template
-
-
-@pytest.fixture
-def live(live):
-    """conftest's server looks for shutdown every 0.5 s, which every test waits out at its
-    end: look every 0.02 s."""
-    def start(app) -> None:
-        live._server = make_server("127.0.0.1", live.port, app, threaded=True)
-        live._thread = threading.Thread(target=live._server.serve_forever,
-                                        kwargs={"poll_interval": 0.02}, daemon=True)
-        live._thread.start()
-
-    live.start = start
-    return live
 
 
 def url_of(app, op: Operation) -> str:
@@ -176,6 +150,19 @@ def test_revoked_key_is_401_api_key_revoked(api, app):
     each_operation(api, app, check)
 
 
+def test_revocation_elsewhere_takes_effect_within_the_cache_window(api, app, monkeypatch):
+    """Another process's revocation cannot call forget() here: lookups are trusted for
+    CACHE_SECONDS (5 s; shortened here), then the key is refused."""
+    monkeypatch.setattr(auth, "CACHE_SECONDS", 0.3)
+    assert api.get("/me").status_code == 200
+    with app.app_context():
+        db.session.execute(update(ApiKey).where(ApiKey.key_hash == digest(api.token))
+                           .values(revoked_at=dt.datetime.now(dt.UTC)))
+        db.session.commit()
+    time.sleep(0.35)
+    assert_error(api.get("/me"), 401, "api_key_revoked")
+
+
 def test_key_without_the_scope_is_403_naming_it(api, app, make_account):
     for scope in ALL_SCOPES:
         others = [s for s in ALL_SCOPES if s != scope]
@@ -205,7 +192,7 @@ def test_admin_scope_grants_every_operation(api, app, make_account):
 def test_every_operation_names_a_known_scope_or_none():
     for op in OPERATIONS:
         assert op.scope is None or op.scope in SCOPES, op
-        assert not op.public, f"{op.path} is public: check that it should be"
+        assert not op.public, f"{op.path}: every /api/v1 operation needs a key (SPEC 6)"
 
 
 # --- what is stored -----------------------------------------------------------------------------
@@ -369,6 +356,17 @@ def test_url_render_of_an_id_past_the_integer_range_is_404_not_500(api):
     """Found by schemathesis; fails until webapp/public.py checks the id's range."""
     for big in (2**31, 2**63, 10**30):
         assert_error(api.get(f"{api.base}/u/{big}.png"), 404, "template_not_found")
+
+
+@pytest.mark.parametrize("name", ["a\u0000b", "n" * 201], ids=["nul", "too-long"])
+def test_a_template_name_the_database_cannot_store_is_422_not_500(api, name):
+    """Fails until template names are checked (renderer model or webapp/api/templates.py):
+    PostgreSQL refuses NUL in text and names past VARCHAR(200), and the insert was a 500."""
+    body = {"name": name, "width": 10, "height": 10, "layers": []}
+    error = assert_error(api.post("/templates", json=body), 422, "invalid_template")
+    assert error["details"] == {"path": "name"}
+    upload = api.post("/templates", files={"file": (name + ".html", b"<p>hi</p>")})
+    assert 400 <= upload.status_code < 500, upload.text
 
 
 def test_another_workspaces_objects_are_json_404(api, other_api):

@@ -190,10 +190,25 @@ def test_create_api_key_errors(user):
     result = run(user, "admin", "create-api-key", "nobody@example.com")
     assert result.exit_code == 2
     assert result.stderr.strip() == "error: no user nobody@example.com"
-    result = run(user, "admin", "create-api-key", "ada@example.com", "--expires", "soon")
-    assert result.exit_code == 2
-    assert "use 30d, 12h, 2w or a date like 2027-01-31" in result.stderr
-    assert result.stdout == ""
+    for expires, message in [("soon", "use 30d, 12h, 2w or a date like 2027-01-31"),
+                             ("99999999w", "use 30d, 12h, 2w or a date like 2027-01-31"),
+                             ("2020-01-31", "2020-01-31 is not in the future"),
+                             ("0d", "0d is not in the future")]:
+        result = run(user, "admin", "create-api-key", "ada@example.com", "--expires", expires)
+        assert result.exit_code == 2, (expires, result.output)
+        assert message in result.stderr, (expires, result.stderr)
+        assert "Traceback" not in result.output
+        assert result.stdout == ""
+
+
+def test_admin_commands_before_db_upgrade_say_what_to_do(sqlite_env, tmp_path):
+    for args in (["create-user", "ada@example.com", "--password", PASSWORD],
+                 ["create-api-key", "ada@example.com"]):
+        result = run(sqlite_env, "admin", *args)
+        assert result.exit_code == 2, result.output
+        assert result.stderr.strip() == (
+            f"error: the database sqlite:///{tmp_path / 'pixelmerge.db'} cannot be used (no "
+            f"such table: users); a new database needs 'pixelmerge db upgrade' first")
 
 
 # --- serve --------------------------------------------------------------------------------------

@@ -3,16 +3,12 @@ count, cache hits do not, and concurrent renders count exactly (SPEC 5)."""
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import closing
 
 import pytest
 import redis as redis_client
 import requests
-from werkzeug.serving import make_server
 
 from webapp import create_app
 
@@ -24,41 +20,13 @@ PRICE_TEMPLATE = {
                 "text": "{{ price }}", "size": 24, "color": "#000000"}],
 }
 # quota tests make more requests than LIMIT allows
-GENEROUS = pytest.mark.parametrize("limits_config", [{"RATE_LIMIT": "1000 per minute"}],
+GENEROUS = pytest.mark.parametrize("settings", [{"RATE_LIMIT": "1000 per minute"}],
                                    ids=["generous"])
 
 
-# Until conftest.py does these two itself (asked for):
-@pytest.fixture(scope="session")
-def sqlite_template(sqlite_template):
-    """conftest copies only the main file of this WAL-mode database: fold the log into it."""
-    with closing(sqlite3.connect(sqlite_template)) as connection:
-        connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return sqlite_template
-
-
 @pytest.fixture
-def live(live):
-    """conftest's server looks for shutdown every 0.5 s, which every test waits out at its
-    end: look every 0.02 s."""
-    def start(app) -> None:
-        live._server = make_server("127.0.0.1", live.port, app, threaded=True)
-        live._thread = threading.Thread(target=live._server.serve_forever,
-                                        kwargs={"poll_interval": 0.02}, daemon=True)
-        live._thread.start()
-
-    live.start = start
-    return live
-
-
-@pytest.fixture
-def limits_config() -> dict:
+def settings() -> dict:
     return {"RATE_LIMIT": f"{LIMIT} per minute"}
-
-
-@pytest.fixture
-def app_config(app_config, limits_config):
-    return {**app_config, **limits_config}
 
 
 def assert_error(response, status: int, code: str) -> dict:
@@ -166,7 +134,7 @@ def test_new_renders_count_and_cache_hits_do_not(api):
     assert usage(api)["renders"] == 2
 
 
-@pytest.mark.parametrize("limits_config", [{"RATE_LIMIT": "1000 per minute",
+@pytest.mark.parametrize("settings", [{"RATE_LIMIT": "1000 per minute",
                                             "MONTHLY_QUOTA": 2}], ids=["quota2"])
 def test_quota_reached_is_429_but_cached_renders_still_served(api):
     template_id = make_template(api)
@@ -183,7 +151,7 @@ def test_quota_reached_is_429_but_cached_renders_still_served(api):
     assert usage(api)["renders"] == 2
 
 
-@pytest.mark.parametrize("limits_config", [{"RATE_LIMIT": "1000 per minute",
+@pytest.mark.parametrize("settings", [{"RATE_LIMIT": "1000 per minute",
                                             "MONTHLY_QUOTA": 0}], ids=["unlimited"])
 def test_quota_zero_means_unlimited(api):
     template_id = make_template(api)
@@ -212,3 +180,36 @@ def test_concurrent_renders_count_exactly(api):
         r.text[:300] for r in responses if r.status_code != 201]
     assert len({r.json()["key"] for r in responses}) == threads
     assert usage(api)["renders"] == threads + 1
+
+
+
+@pytest.mark.parametrize("settings", [{"RATE_LIMIT": "1000 per minute",
+                                       "MONTHLY_QUOTA": 3}], ids=["quota3"])
+def test_concurrent_renders_never_overshoot_the_quota(api):
+    template_id = make_template(api)
+    assert render(api, template_id, "warm-up").status_code == 201  # 1 of 3 used
+
+    def one(i: int) -> requests.Response:
+        return requests.post(api.url("/renders"), timeout=60,
+                             headers={"Authorization": f"Bearer {api.token}"},
+                             json={"template": template_id, "variables": {"price": f"{i}.5"}})
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(r.status_code for r in pool.map(one, range(8)))
+    assert statuses == [201, 201] + [429] * 6
+    assert usage(api)["renders"] == 3
+
+
+@pytest.mark.parametrize("settings", [{"RATE_LIMIT": "1000 per minute",
+                                       "MONTHLY_QUOTA": 5}], ids=["quota5"])
+def test_failed_renders_do_not_use_the_quota(api):
+    template_id = make_template(api)
+    # the font is only looked up while rendering, after the render was counted: it must be
+    # given back
+    broken = api.post("/renders", json={"template": template_id,
+                                        "layers": {"price": {"font": "Nope Sans"}}})
+    assert broken.status_code == 422, broken.text
+    assert broken.json()["error"]["details"]["path"] == "layers[0].font"
+    assert usage(api)["renders"] == 0
+    assert render(api, template_id, "7").status_code == 201
+    assert usage(api)["renders"] == 1

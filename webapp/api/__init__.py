@@ -11,5 +11,5 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 for module in (me, templates, assets, renders):
     bp.register_blueprint(module.bp)
 
-# per API key (or client address without one); limits come from configuration
-limiter.limit(lambda: current_app.config["RATE_LIMIT"])(bp)
+# one budget per API key (or client address without one) across every API operation
+limiter.shared_limit(lambda: current_app.config["RATE_LIMIT"], scope="api")(bp)
