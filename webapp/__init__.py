@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    from . import config, errors, metrics
+    from . import config, errors, metrics, ratelimit
     from .crypto import new_key
     from .extensions import db, limiter
 
@@ -25,8 +25,11 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     config.ensure_secret(app.config, "SECRET_KEY", lambda: os.urandom(32).hex())
     config.ensure_secret(app.config, "ENCRYPTION_KEY", new_key)
     app.config["SQLALCHEMY_DATABASE_URI"] = database_uri(app.config["DATABASE_URL"])
-    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True}
-    app.config["RATELIMIT_STORAGE_URI"] = app.config["REDIS_URL"] or "memory://"
+    # a networked database may drop idle connections: check each one out with a ping (a local
+    # SQLite file needs no such round trip on every request)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = {
+        "pool_pre_ping": not app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite")}
+    app.config["RATELIMIT_STORAGE_URI"] = ratelimit.storage_uri(app.config["REDIS_URL"])
     app.config["RATELIMIT_HEADERS_ENABLED"] = True
     # Redis down must not take the API down: count in memory until it is back
     app.config["RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"] = True

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import defer
 
 import renderer
@@ -205,7 +205,7 @@ def _layer_fields(layer, fields: Mapping[str, Any]) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- answering
 
-def snapshot(row: Render) -> dict[str, Any]:
+def snapshot(row: Any) -> dict[str, Any]:
     """What answering needs of a render row. A completed render never changes, so its snapshot
     can be kept and served without the database."""
     return {"id": row.id, "workspace_id": row.workspace_id, "key": row.key,
@@ -239,23 +239,31 @@ def key_of(req: Request, digests: Mapping[str, str] | None = None) -> str:
         asset_digests=digests)
 
 
-def asset_digests(workspace_id: int, names: set[str]) -> dict[str, str]:
-    """What each asset name points at now (kept a second, like template heads): part of the
-    render key, so a re-uploaded picture is rendered anew rather than answered from the cache."""
-    if not names:
-        return {}
-    cache = app_cache("assets")  # (workspace, names) -> (when, digests)
+def asset_rows(workspace_id: int, names: set[str]) -> dict[str, Any]:
+    """The workspace's fonts and the named assets (name -> row of name, sha256, kind, family,
+    weight), in one query kept for a second like template heads; an upload in this process
+    forgets it at once."""
+    cache = app_cache("assets")  # (workspace, names) -> (when, rows)
     key = (workspace_id, frozenset(names))
     hit = cache.get(key)
     now = time.monotonic()
     if hit is not None and now - hit[0] < HEAD_SECONDS:
         return hit[1]
-    digests = dict(db.session.execute(select(Asset.name, Asset.sha256).where(
-        Asset.workspace_id == workspace_id, Asset.name.in_(sorted(names)))).all())
+    found = db.session.execute(select(
+        Asset.name, Asset.sha256, Asset.kind, Asset.family, Asset.weight).where(
+        Asset.workspace_id == workspace_id,
+        or_(Asset.kind == "font", Asset.name.in_(sorted(names))))).all()
+    rows = {row.name: row for row in found}
     if len(cache) > 10_000:
         cache.clear()
-    cache[key] = (now, digests)
-    return digests
+    cache[key] = (now, rows)
+    return rows
+
+
+def asset_digests(rows: Mapping[str, Any], names: set[str]) -> dict[str, str]:
+    """What each asset name points at now: part of the render key, so a re-uploaded picture is
+    rendered anew rather than answered from the cache."""
+    return {name: rows[name].sha256 for name in sorted(names) if name in rows}
 
 
 def forget_assets(workspace_id: int) -> None:
@@ -265,16 +273,25 @@ def forget_assets(workspace_id: int) -> None:
         cache.pop(key, None)
 
 
+# built once: this lookup runs for every render request that misses the in-process cache
+_COMPLETED = (select(Render.id, Render.workspace_id, Render.key, Render.status, Render.format,
+                     Render.width, Render.height, Render.template_id, Render.version,
+                     Render.warnings, Render.error, Render.meta, Render.created_at,
+                     Render.completed_at)
+              .where(Render.key == bindparam("key"), Render.workspace_id == bindparam("ws"),
+                     Render.status == "completed")
+              .order_by(Render.id).limit(1))
+
+
 def find_completed(workspace_id: int, key: str) -> dict[str, Any] | None:
     """The completed render of ``key`` whose file is in storage, if any. Snapshots of those
     this app has seen are kept by key (app_cache "completed")."""
     snap = app_cache("completed").get(key)
     if snap is not None and snap["workspace_id"] == workspace_id:
         return snap
-    row = db.session.scalar(select(Render).where(
-        Render.key == key, Render.workspace_id == workspace_id, Render.status == "completed")
-        .order_by(Render.id).limit(1))
-    if row is None or not current_app.extensions["storage"].exists(row.storage_name):
+    row = db.session.execute(_COMPLETED, {"key": key, "ws": workspace_id}).first()
+    if row is None or not current_app.extensions["storage"].exists(
+            storage_name(row.key, row.format)):
         return None
     return _remember(snapshot(row))
 
@@ -292,7 +309,8 @@ def perform(req: Request, *, workspace_id: int, api_key_id: int | None,
     """The render for ``req``: from storage when its key was rendered before (cached, free),
     else rendered now, stored and counted. Returns (snapshot, cached)."""
     names = asset_names(req.tpl, req.variables, req.overrides)
-    digests = asset_digests(workspace_id, names)
+    rows = asset_rows(workspace_id, names) if names else {}
+    digests = asset_digests(rows, names)
     key = key_of(req, digests)
     existing = find_completed(workspace_id, key)
     if existing is not None:
@@ -302,7 +320,7 @@ def perform(req: Request, *, workspace_id: int, api_key_id: int | None,
                  version=req.version.version, key=key, format=req.format, status="rendering",
                  meta=metadata, api_key_id=api_key_id)
     try:
-        result = run_renderer(req, workspace_id, names, digests)
+        result = run_renderer(req, workspace_id, asset_rows(workspace_id, names), digests)
     except RendererError as exc:
         release(workspace_id)
         _fail(row, exc)
@@ -314,9 +332,9 @@ def perform(req: Request, *, workspace_id: int, api_key_id: int | None,
     return _remember(snapshot(row)), False
 
 
-def run_renderer(req: Request, workspace_id: int, names: set[str],
+def run_renderer(req: Request, workspace_id: int, rows: Mapping[str, Any],
                  digests: Mapping[str, str]) -> renderer.Rendered:
-    assets = WorkspaceAssets(workspace_id, names)
+    assets = WorkspaceAssets(workspace_id, rows)
     return renderer.render(
         req.tpl, req.variables, format=req.format, size=req.size, scale=req.scale,
         quality=req.quality, transparent=req.transparent, fetch=outbound().fetch,
@@ -391,17 +409,13 @@ def _names_in(value: Any, digest: str | None) -> set[str]:
 
 
 class WorkspaceAssets:
-    """``asset:<name>`` for one workspace, read from storage and stamped by content digest. The
-    workspace's fonts and the names a render will use are fetched in one query."""
+    """``asset:<name>`` for one workspace, read from storage and stamped by content digest,
+    from the rows ``asset_rows`` found (a name only an expression produced is looked up)."""
 
-    def __init__(self, workspace_id: int, names: set[str] = frozenset()):
+    def __init__(self, workspace_id: int, rows: Mapping[str, Any]):
         self.workspace_id = workspace_id
-        rows = db.session.execute(select(
-            Asset.name, Asset.sha256, Asset.kind, Asset.family, Asset.weight).where(
-            Asset.workspace_id == workspace_id,
-            or_(Asset.kind == "font", Asset.name.in_(sorted(names))))).all()
-        self._rows: dict[str, Any] = {row.name: row for row in rows}
-        self._fonts = [row for row in rows if row.kind == "font"]
+        self._rows: dict[str, Any] = dict(rows)
+        self._fonts = [row for row in rows.values() if row.kind == "font"]
 
     def _row(self, name: str):
         if name not in self._rows:  # a name only an expression produced

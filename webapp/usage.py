@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import time
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -43,20 +45,44 @@ def reserve(workspace_id: int) -> None:
     """Count one new render before it is made, refusing it when the month's quota is used up.
     One atomic statement, so concurrent requests can never overshoot the quota; ``release``
     gives the render back if it fails."""
+    quota = _quota(workspace_id)
+    statement = _reserve_statement(db.session.get_bind().dialect.name, bool(quota))
+    counted = db.session.execute(statement, {"ws": workspace_id, "month": month_of(),
+                                              "quota": quota}).scalar()  # None: held back
+    db.session.commit()
+    if counted is None:
+        raise _quota_exceeded(quota)
+
+
+@functools.cache
+def _reserve_statement(dialect: str, limited: bool):
+    """INSERT … ON CONFLICT … DO UPDATE [WHERE renders < quota] RETURNING renders, built once per
+    dialect (it runs for every new render)."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(Usage).values(workspace_id=bindparam("ws"), month=bindparam("month"),
+                                     renders=1)
+    return statement.on_conflict_do_update(
+        index_elements=[Usage.workspace_id, Usage.month], set_={"renders": Usage.renders + 1},
+        where=(Usage.renders < bindparam("quota")) if limited else None,
+    ).returning(Usage.renders)
+
+
+QUOTA_SECONDS = 5.0  # a changed workspace quota reaches every process within this time
+
+
+def _quota(workspace_id: int) -> int:
+    """The workspace's monthly quota (0: unlimited), read at most every few seconds."""
+    cache = current_app.extensions.setdefault("usage.quotas", {})
+    hit = cache.get(workspace_id)
+    now = time.monotonic()
+    if hit is not None and now - hit[0] < QUOTA_SECONDS:
+        return hit[1]
     quota = db.session.scalar(select(Workspace.monthly_quota).where(
         Workspace.id == workspace_id))
     if quota is None:
         quota = current_app.config["MONTHLY_QUOTA"]
-    dialect = db.session.get_bind().dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(Usage).values(workspace_id=workspace_id, month=month_of(), renders=1)
-    statement = statement.on_conflict_do_update(
-        index_elements=[Usage.workspace_id, Usage.month], set_={"renders": Usage.renders + 1},
-        where=(Usage.renders < quota) if quota else None).returning(Usage.renders)
-    counted = db.session.execute(statement).scalar()  # None: the quota held it back
-    db.session.commit()
-    if counted is None:
-        raise _quota_exceeded(quota)
+    cache[workspace_id] = (now, quota)
+    return quota
 
 
 def release(workspace_id: int) -> None:

@@ -20,6 +20,7 @@ from ..openapi import operation
 from ..rendering import (
     WorkspaceAssets,
     asset_names,
+    asset_rows,
     fold,
     forget_template,
     format_of,
@@ -221,7 +222,8 @@ def preview(template_id: int, body: PreviewBody):
         get_version(row, body.version))
     variables, overrides = fold(tpl, {**tpl.samples(), **(body.variables or {})}, body.layers,
                                 body.modifications)
-    assets = WorkspaceAssets(workspace.id, asset_names(tpl, variables, overrides))
+    assets = WorkspaceAssets(workspace.id, asset_rows(workspace.id,
+                                                      asset_names(tpl, variables, overrides)))
     result = renderer.render(
         tpl, variables, format=format_of(body.format), size=body.size, scale=body.scale,
         quality=body.quality, transparent=body.transparent, fetch=outbound().fetch,
