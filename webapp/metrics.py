@@ -33,5 +33,8 @@ def init_app(app: Flask) -> None:
         metrics.requests.labels(request.method, str(response.status_code)).inc()
         started = getattr(g, "started", None)
         if started is not None:
-            metrics.latency.observe(time.perf_counter() - started)
+            elapsed = time.perf_counter() - started
+            metrics.latency.observe(elapsed)
+            # lets a client tell time spent in the app from time spent on the way
+            response.headers["Server-Timing"] = f"app;dur={elapsed * 1000:.2f}"
         return response

@@ -193,3 +193,10 @@ def test_health_readiness_and_metrics(api):
     assert metrics.status_code == 200
     assert metrics.headers["Content-Type"].startswith("text/plain")
     assert 'pixelmerge_http_requests_total{method="GET",status="200"}' in metrics.text
+
+
+def test_every_answer_says_how_long_the_app_took(api):
+    for response in (api.get("/healthz"), api.get("/me"), api.get("/templates/999999")):
+        timing = response.headers["Server-Timing"]
+        assert timing.startswith("app;dur=")
+        assert 0 <= float(timing.split("dur=")[1]) < 10_000
