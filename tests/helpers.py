@@ -151,3 +151,15 @@ def color_at(image: Image.Image, xy: tuple[int, int]) -> tuple[int, ...]:
 
 def close_to(actual: tuple[int, ...], expected: tuple[int, ...], tolerance: int = 3) -> bool:
     return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
+
+
+def error_of(response, status: int) -> dict:
+    """The JSON error of an API answer, after checking its status and content type."""
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    return response.json()["error"]
+
+
+def ink(image: Image.Image, rgb: tuple[int, int, int], tolerance: int = 40) -> int:
+    """How many pixels are within ``tolerance`` of ``rgb`` in every channel."""
+    return int((np.abs(rgba(image)[..., :3] - rgb).max(axis=-1) <= tolerance).sum())

@@ -17,25 +17,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 import services
-from helpers import open_image, png_bytes, png_data_uri, rgba
+from helpers import error_of, ink, open_image, png_bytes, png_data_uri, rgba
 from PIL import Image
+from samples import HEADLINE
 
 RED = (220, 38, 38)
 BLUE = (37, 99, 235)
 GREEN = (22, 163, 74)
 ORANGE = (234, 88, 12)
 
-HEADLINE = {
-    "name": "Headline", "width": 160, "height": 80, "background": "#ffffff",
-    "variables": {"title": {"type": "text"}},
-    "layers": [
-        {"name": "bar", "type": "rect", "x": 0, "y": 70, "width": 160, "height": 10,
-         "fill": "#2563eb"},
-        {"name": "title", "type": "text", "x": 4, "y": 4, "width": 152, "height": 60,
-         "text": "{{ title }}", "size": 40, "color": "#dc2626"},
-    ],
-    "sizes": {"wide": {"width": 320, "height": 80, "layers": {"bar": {"width": 320}}}},
-}
 PHOTO = {
     "name": "Photo", "width": 120, "height": 60, "background": "#ffffff",
     "variables": {"photo": {"type": "image"}},
@@ -165,17 +155,6 @@ def picture(api, render_object: dict) -> Image.Image:
     response = api.get(render_object["url"])
     assert response.status_code == 200, response.text
     return open_image(response.content)
-
-
-def ink(image: Image.Image, rgb: tuple[int, int, int], tolerance: int = 40) -> int:
-    """How many pixels are within ``tolerance`` of ``rgb`` in every channel."""
-    return int((np.abs(rgba(image)[..., :3] - rgb).max(axis=-1) <= tolerance).sum())
-
-
-def error_of(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "application/json"
-    return response.json()["error"]
 
 
 def stored_renders(tmp_path) -> list[str]:

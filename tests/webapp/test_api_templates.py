@@ -6,9 +6,7 @@ from __future__ import annotations
 import copy
 import json
 
-import numpy as np
-from helpers import open_image, rgba
-from PIL import Image
+from helpers import error_of, ink, open_image
 
 RED = (220, 38, 38)
 GREEN = (22, 163, 74)
@@ -31,17 +29,6 @@ def create(api, content: dict) -> dict:
     response = api.post("/templates", json=content)
     assert response.status_code == 201, response.text
     return response.json()
-
-
-def error_of(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "application/json"
-    return response.json()["error"]
-
-
-def ink(image: Image.Image, rgb: tuple[int, int, int], tolerance: int = 40) -> int:
-    """How many pixels are within ``tolerance`` of ``rgb`` in every channel."""
-    return int((np.abs(rgba(image)[..., :3] - rgb).max(axis=-1) <= tolerance).sum())
 
 
 def with_title_color(color: str) -> dict:

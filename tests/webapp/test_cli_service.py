@@ -82,12 +82,8 @@ def user(upgraded) -> dict[str, str]:
 
 @pytest.fixture
 def fresh_postgres(postgres_url) -> Iterator[str]:
-    name = f"c_{os.getpid()}_{time.monotonic_ns()}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield postgres_url.rsplit("/", 1)[0] + f"/{name}"
-    with psycopg.connect(postgres_url, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with services.database(postgres_url, prefix="c") as url:
+        yield url
 
 
 # --- db upgrade ---------------------------------------------------------------------------------

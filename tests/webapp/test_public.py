@@ -7,24 +7,12 @@ import hashlib
 import hmac
 from urllib.parse import quote
 
-import numpy as np
 import pytest
-from helpers import open_image, rgba
-from PIL import Image
+from helpers import error_of, ink, open_image
+from samples import HEADLINE
 
 RED = (220, 38, 38)
 BLUE = (37, 99, 235)
-HEADLINE = {
-    "name": "Headline", "width": 160, "height": 80, "background": "#ffffff",
-    "variables": {"title": {"type": "text"}},
-    "layers": [
-        {"name": "bar", "type": "rect", "x": 0, "y": 70, "width": 160, "height": 10,
-         "fill": "#2563eb"},
-        {"name": "title", "type": "text", "x": 4, "y": 4, "width": 152, "height": 60,
-         "text": "{{ title }}", "size": 40, "color": "#dc2626"},
-    ],
-    "sizes": {"wide": {"width": 320, "height": 80, "layers": {"bar": {"width": 320}}}},
-}
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
@@ -48,16 +36,6 @@ def signed(secret: str, path: str, query: str) -> str:
     """``path?query&s=<hex HMAC-SHA256 of "path?query">`` as SPEC 6 describes."""
     message = f"{path}?{query}".encode()
     return f"{path}?{query}&s={hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()}"
-
-
-def error_of(response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "application/json"
-    return response.json()["error"]
-
-
-def ink(image: Image.Image, rgb: tuple[int, int, int], tolerance: int = 40) -> int:
-    return int((np.abs(rgba(image)[..., :3] - rgb).max(axis=-1) <= tolerance).sum())
 
 
 def render_count(api) -> int:
