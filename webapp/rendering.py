@@ -11,7 +11,7 @@ from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app
+from flask import current_app, request
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy.orm import defer
 
@@ -107,6 +107,38 @@ def forget_template(template_id: int) -> None:
     heads = app_cache("heads")
     for key in [k for k in heads if k[0] == template_id]:
         heads.pop(key, None)
+    app_cache("bodies").clear()
+
+
+# ---------------------------------------------------------------- repeated requests
+
+MAX_REMEMBERED_BODY = 16 * 1024
+
+
+def repeated_render(workspace_id: int) -> tuple[dict[str, Any], Any] | None:
+    """A byte-identical repeat of a render request answered within the last second: its
+    completed render and metadata, without validating, folding and keying the body again.
+    Within that second the template's version and assets are the same as for any other request
+    (template heads and asset rows are kept just as long), and a change in this process forgets
+    the memo at once."""
+    raw = request.get_data(cache=True)
+    if not request.is_json or not raw or len(raw) > MAX_REMEMBERED_BODY:
+        return None
+    hit = app_cache("bodies").get((workspace_id, raw))
+    if hit is None or time.monotonic() - hit[0] >= HEAD_SECONDS:
+        return None
+    snap = find_completed(workspace_id, hit[1])
+    return (snap, hit[2]) if snap is not None else None
+
+
+def remember_body(workspace_id: int, key: str, metadata: Any) -> None:
+    raw = request.get_data(cache=True)
+    if len(raw) > MAX_REMEMBERED_BODY:
+        return
+    bodies = app_cache("bodies")
+    bodies[(workspace_id, raw)] = (time.monotonic(), key, metadata)
+    while len(bodies) > 10_000:
+        bodies.popitem(last=False)
 
 
 def template_and_version(workspace_id: int, template_id: int,
@@ -271,6 +303,7 @@ def forget_assets(workspace_id: int) -> None:
     cache = app_cache("assets")
     for key in [k for k in cache if k[0] == workspace_id]:
         cache.pop(key, None)
+    app_cache("bodies").clear()
 
 
 # built once: this lookup runs for every render request that misses the in-process cache

@@ -8,13 +8,15 @@ from ..auth import authenticate
 from ..errors import not_found
 from ..extensions import db
 from ..models import Render
-from ..openapi import operation
+from ..openapi import operation, parse_body
 from ..rendering import (
     Request,
     fold,
     format_of,
     load_version,
     perform,
+    remember_body,
+    repeated_render,
     snapshot,
     template_and_version,
 )
@@ -34,16 +36,22 @@ def _request(body: RenderBody, workspace_id: int) -> Request:
 
 
 @operation(bp, "POST", "/renders", summary="Render a template", tag="renders", scope="render",
-           body=RenderBody, responses={201: RenderOut, 200: RenderOut},
+           doc_body=RenderBody, responses={201: RenderOut, 200: RenderOut},
            errors=(400, 401, 403, 404, 413, 415, 422, 429))
-def create_render(body: RenderBody):
+def create_render():
     """Synchronous: ``201`` with the new render, or ``200`` with ``cached: true`` when the same
     request was rendered before (answered from storage, not counted against the quota). Give
     data as ``variables``, Placid-style ``layers`` or Bannerbear-style ``modifications``."""
     principal = authenticate()
+    repeat = repeated_render(principal.workspace_id)
+    if repeat is not None:
+        snap, metadata = repeat
+        return render_json(snap, cached=True, metadata=metadata), 200
+    body = parse_body(RenderBody)  # validated here, after the cheap check for a repeat
     snap, cached = perform(_request(body, principal.workspace_id),
                            workspace_id=principal.workspace_id, api_key_id=principal.key_id,
                            metadata=body.metadata)
+    remember_body(principal.workspace_id, snap["key"], body.metadata)
     return render_json(snap, cached=cached, metadata=body.metadata), 200 if cached else 201
 
 
