@@ -48,6 +48,28 @@ def serve(host: str, port: int, workers: int | None, threads: int) -> None:
 
 
 @click.command()
+@click.argument("queues", nargs=-1)
+def worker(queues: tuple[str, ...]) -> None:
+    """Run background jobs from QUEUES (default: all) until stopped.
+
+    Jobs run in this process one after another (RQ's SimpleWorker), so fonts, decoded images
+    and layouts stay warm from one job to the next; run one worker per core."""
+    from rq import SimpleWorker
+
+    from .queues import ALL, queue, redis_connection
+    from .tasks import use_app
+
+    unknown = [name for name in queues if name not in ALL]
+    if unknown:
+        raise click.BadParameter(f"unknown queue {unknown[0]!r} (queues: {', '.join(ALL)})")
+    app = _app()
+    use_app(app)
+    with app.app_context():
+        SimpleWorker([queue(name, app) for name in queues or ALL],
+                     connection=redis_connection(app)).work(with_scheduler=True)
+
+
+@click.command()
 def bootstrap() -> None:
     """First run: create the schema, a first account and key, and the demo templates."""
     from .demo import bootstrap as run_bootstrap

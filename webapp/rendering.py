@@ -337,32 +337,134 @@ def _remember(snap: dict[str, Any]) -> dict[str, Any]:
     return snap
 
 
+@dataclass(frozen=True)
+class Keyed:
+    """A request with its key and the asset rows and digests that went into it."""
+
+    key: str
+    rows: Mapping[str, Any]
+    digests: Mapping[str, str]
+
+
+def keyed(req: Request, workspace_id: int) -> Keyed:
+    names = asset_names(req.tpl, req.variables, req.overrides)
+    rows = asset_rows(workspace_id, names)  # the workspace's fonts too, even with no names
+    digests = asset_digests(rows, names)
+    return Keyed(key_of(req, digests), rows, digests)
+
+
 def perform(req: Request, *, workspace_id: int, api_key_id: int | None,
             metadata: Any) -> tuple[dict[str, Any], bool]:
     """The render for ``req``: from storage when its key was rendered before (cached, free),
     else rendered now, stored and counted. Returns (snapshot, cached)."""
-    names = asset_names(req.tpl, req.variables, req.overrides)
-    rows = asset_rows(workspace_id, names) if names else {}
-    digests = asset_digests(rows, names)
-    key = key_of(req, digests)
-    existing = find_completed(workspace_id, key)
+    k = keyed(req, workspace_id)
+    existing = find_completed(workspace_id, k.key)
     if existing is not None:
         return existing, True
     reserve(workspace_id)
     row = Render(workspace_id=workspace_id, template_id=req.template.id,
-                 version=req.version.version, key=key, format=req.format, status="rendering",
+                 version=req.version.version, key=k.key, format=req.format, status="rendering",
                  meta=metadata, api_key_id=api_key_id)
+    _render_row(row, req, k)
+    return _remember(snapshot(row)), False
+
+
+def _render_row(row: Render, req: Request, k: Keyed) -> None:
+    """Render into ``row`` (its quota already reserved): stored and completed, or failed with
+    the quota given back. A ``RendererError`` is re-raised after being recorded."""
     try:
-        result = run_renderer(req, workspace_id, asset_rows(workspace_id, names), digests)
+        result = run_renderer(req, row.workspace_id, k.rows, k.digests)
     except RendererError as exc:
-        release(workspace_id)
+        release(row.workspace_id)
         _fail(row, exc)
         raise
     except BaseException:
-        release(workspace_id)
+        release(row.workspace_id)
         raise
     _complete(row, result)
-    return _remember(snapshot(row)), False
+
+
+# ---------------------------------------------------------------- in the background
+
+def params_of(req: Request) -> dict[str, Any]:
+    return {"variables": req.variables, "overrides": req.overrides, "size": req.size,
+            "scale": req.scale, "quality": req.quality, "transparent": req.transparent}
+
+
+def find_pending(workspace_id: int, key: str) -> Render | None:
+    return db.session.scalar(select(Render).where(
+        Render.key == key, Render.workspace_id == workspace_id,
+        Render.status.in_(("pending", "rendering"))).order_by(Render.id).limit(1))
+
+
+def enqueue(req: Request, *, workspace_id: int, api_key_id: int | None,
+            metadata: Any) -> tuple[dict[str, Any], bool]:
+    """An ``async`` render: answered from storage when done before, joined to a pending render
+    of the same key, or recorded as pending and queued for a worker."""
+    from rq import Retry
+
+    from .queues import RENDERS, QueueUnavailable, queue
+    from .tasks.renders import render as render_job
+
+    k = keyed(req, workspace_id)
+    existing = find_completed(workspace_id, k.key)
+    if existing is not None:
+        return existing, True
+    pending = find_pending(workspace_id, k.key)
+    if pending is not None:
+        return snapshot(pending), False
+    try:
+        jobs = queue(RENDERS)
+    except QueueUnavailable as exc:
+        raise ApiError(503, "queue_unavailable", f"async renders are not available: {exc}") \
+            from None
+    reserve(workspace_id)
+    row = Render(workspace_id=workspace_id, template_id=req.template.id,
+                 version=req.version.version, key=k.key, format=req.format, status="pending",
+                 meta=metadata, api_key_id=api_key_id, params=params_of(req))
+    db.session.add(row)
+    db.session.commit()
+    try:
+        jobs.enqueue(render_job, row.id, job_id=f"render-{row.id}",
+                     retry=Retry(max=3, interval=[5, 30, 120]),
+                     job_timeout=current_app.config["RENDER_TIMEOUT"] + 30)
+    except Exception as exc:  # Redis refused: nothing is left pending that no one will run
+        release(workspace_id)
+        _fail(row, RendererError(f"could not queue the render: {exc}", code="queue_unavailable"))
+        raise ApiError(503, "queue_unavailable", "async renders are not available right now "
+                       "(the queue cannot be reached)") from None
+    return snapshot(row), False
+
+
+def complete_pending(render_id: int) -> str:
+    """The worker's side: render a pending render from its recorded parameters."""
+    row = db.session.get(Render, render_id)
+    if row is None or row.status in ("completed", "failed"):
+        return "nothing to do"
+    version = db.session.scalar(select(TemplateVersion).where(
+        TemplateVersion.template_id == row.template_id,
+        TemplateVersion.version == row.version))
+    if version is None:
+        release(row.workspace_id)
+        _fail(row, RendererError("its template was deleted", code="template_not_found"))
+        return "failed"
+    req = _request_of(row, version)
+    row.status = "rendering"
+    db.session.commit()
+    try:
+        _render_row(row, req, keyed(req, row.workspace_id))
+    except RendererError:
+        return "failed"  # recorded on the render: retrying cannot help
+    _remember(snapshot(row))
+    return "completed"
+
+
+def _request_of(row: Render, version: TemplateVersion) -> Request:
+    params = row.params or {}
+    return Request(version.template, version, load_version(version), params.get("variables", {}),
+                   params.get("overrides", {}), row.format, params.get("size"),
+                   params.get("scale", 1), params.get("quality"),
+                   params.get("transparent", False))
 
 
 def run_renderer(req: Request, workspace_id: int, rows: Mapping[str, Any],

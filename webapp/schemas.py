@@ -48,6 +48,9 @@ class RenderBody(RenderData, RenderOptions):
                                 description="default: the current version")
     metadata: dict[str, Any] | None = Field(None, description="kept with the render, returned "
                                                               "as is")
+    async_: bool = Field(False, alias="async",
+                         description="answer 202 at once with a pending render that a worker "
+                                     "completes; poll GET /renders/{id}")
 
 
 class PreviewBody(RenderData, RenderOptions):

@@ -11,6 +11,7 @@ from ..models import Render
 from ..openapi import operation, parse_body
 from ..rendering import (
     Request,
+    enqueue,
     fold,
     format_of,
     load_version,
@@ -36,7 +37,7 @@ def _request(body: RenderBody, workspace_id: int) -> Request:
 
 
 @operation(bp, "POST", "/renders", summary="Render a template", tag="renders", scope="render",
-           doc_body=RenderBody, responses={201: RenderOut, 200: RenderOut},
+           doc_body=RenderBody, responses={201: RenderOut, 200: RenderOut, 202: RenderOut},
            errors=(400, 401, 403, 404, 413, 415, 422, 429))
 def create_render():
     """Synchronous: ``201`` with the new render, or ``200`` with ``cached: true`` when the same
@@ -48,11 +49,14 @@ def create_render():
         snap, metadata = repeat
         return render_json(snap, cached=True, metadata=metadata), 200
     body = parse_body(RenderBody)  # validated here, after the cheap check for a repeat
-    snap, cached = perform(_request(body, principal.workspace_id),
-                           workspace_id=principal.workspace_id, api_key_id=principal.key_id,
-                           metadata=body.metadata)
-    remember_body(principal.workspace_id, snap["key"], body.metadata)
-    return render_json(snap, cached=cached, metadata=body.metadata), 200 if cached else 201
+    run = enqueue if body.async_ else perform
+    snap, cached = run(_request(body, principal.workspace_id),
+                       workspace_id=principal.workspace_id, api_key_id=principal.key_id,
+                       metadata=body.metadata)
+    if snap["status"] == "completed":
+        remember_body(principal.workspace_id, snap["key"], body.metadata)
+    status = 200 if cached else 201 if snap["status"] == "completed" else 202
+    return render_json(snap, cached=cached, metadata=body.metadata), status
 
 
 @operation(bp, "GET", "/renders/<int:render_id>", summary="Get a render", tag="renders",

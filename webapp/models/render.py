@@ -32,6 +32,8 @@ class Render(db.Model):
     warnings: Mapped[list[str]] = mapped_column(JSON, default=list)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=None)
+    # what a background render needs to run: variables, layer values, options
+    params: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
     api_key_id: Mapped[int | None] = mapped_column(
         ForeignKey("api_keys.id", ondelete="SET NULL"), default=None)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow, index=True)

@@ -1,0 +1,97 @@
+"""``"async": true`` renders: 202 with a pending render, completed by a real RQ worker process
+(`pixelmerge worker`) on the test's Redis, database and storage."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+from helpers import error_of, ink, open_image
+from samples import HEADLINE
+
+RED = (220, 38, 38)
+
+
+def worker_env(config: dict) -> dict:
+    names = ("DATABASE_URL", "REDIS_URL", "STORAGE_URL", "PUBLIC_URL", "SECRET_KEY",
+             "ENCRYPTION_KEY", "OUTBOUND_ALLOWLIST")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIXELMERGE_", *names))}
+    env.update({name: str(config[name]) for name in names if config.get(name)})
+    env["PIXELMERGE_DATA"] = config["DATA_DIR"]
+    env["PIXELMERGE_MONTHLY_QUOTA"] = str(config.get("MONTHLY_QUOTA", 10_000))
+    return env
+
+
+@pytest.fixture
+def start_worker(app, app_config, tmp_path) -> Iterator:
+    processes: list[subprocess.Popen] = []
+
+    def start() -> subprocess.Popen:
+        with open(tmp_path / f"worker-{len(processes)}.log", "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "webapp.cli", "worker", "renders"],
+                env=worker_env(app_config), stdout=log, stderr=subprocess.STDOUT)
+        processes.append(process)
+        return process
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def wait_for(api, render_id: int, status: str, timeout: float = 30.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        render = api.get(f"/renders/{render_id}").json()
+        if render["status"] == status:
+            return render
+        time.sleep(0.1)
+    raise AssertionError(f"render {render_id} is still {render['status']} after {timeout} s")
+
+
+def test_an_async_render_is_pending_then_completed_by_a_worker(api, start_worker):
+    template = api.post("/templates", json=HEADLINE).json()["id"]
+    body = {"template": template, "variables": {"title": "Later"}, "async": True}
+    queued = api.post("/renders", json=body)
+    assert queued.status_code == 202, queued.text
+    render = queued.json()
+    assert (render["status"], render["url"], render["cached"]) == ("pending", None, False)
+    again = api.post("/renders", json=body)  # the same request joins the pending render
+    assert again.status_code == 202 and again.json()["id"] == render["id"]
+
+    start_worker()
+    done = wait_for(api, render["id"], "completed")
+    assert done["key"] == render["key"] and done["url"]
+    picture = open_image(api.get(done["url"]).content)
+    assert picture.size == (160, 80) and ink(picture, RED) > 100
+
+    repeat = api.post("/renders", json=body)
+    assert repeat.status_code == 200 and repeat.json()["cached"] is True
+    assert repeat.json()["id"] == render["id"]
+    assert api.get("/me").json()["usage"]["renders"] == 1
+
+
+def test_an_async_render_that_fails_is_failed_with_its_reason_and_costs_nothing(
+        api, start_worker):
+    template = api.post("/templates", json=HEADLINE).json()["id"]
+    queued = api.post("/renders", json={"template": template, "async": True,
+                                        "layers": {"title": {"font": "Nope Sans"}}})
+    assert queued.status_code == 202, queued.text
+    start_worker()
+    failed = wait_for(api, queued.json()["id"], "failed")
+    assert failed["error"]["path"] == "layers[1].font"
+    assert "unknown font 'Nope Sans'" in failed["error"]["message"]
+    assert api.get("/me").json()["usage"]["renders"] == 0
+
+
+@pytest.mark.parametrize("settings", [{"REDIS_URL": None}], ids=["no-redis"])
+def test_without_redis_async_renders_are_refused_clearly(api):
+    template = api.post("/templates", json=HEADLINE).json()["id"]
+    error = error_of(api.post("/renders", json={"template": template, "async": True}), 503)
+    assert error["code"] == "queue_unavailable" and "REDIS_URL" in error["message"]
+    assert api.post("/renders", json={"template": template}).status_code == 201

@@ -1,0 +1,34 @@
+"""RQ queues on Redis. Names are constants; the connection is always passed explicitly."""
+
+from __future__ import annotations
+
+from flask import Flask, current_app
+from redis import Redis
+from rq import Queue
+
+RENDERS = "renders"
+BATCHES = "batches"
+WEBHOOKS = "webhooks"
+ALL = (RENDERS, BATCHES, WEBHOOKS)
+
+
+class QueueUnavailable(Exception):
+    """No Redis is configured, or it cannot be reached."""
+
+
+def redis_connection(app: Flask | None = None) -> Redis:
+    app = app or current_app
+    connection = app.extensions.get("queues.redis")
+    if connection is None:
+        url = app.config.get("REDIS_URL")
+        if not url:
+            raise QueueUnavailable("background work needs Redis: set REDIS_URL")
+        connection = app.extensions["queues.redis"] = Redis.from_url(
+            url, socket_connect_timeout=3, socket_timeout=10)
+    return connection
+
+
+def queue(name: str, app: Flask | None = None) -> Queue:
+    if name not in ALL:
+        raise ValueError(f"unknown queue {name!r}")
+    return Queue(name, connection=redis_connection(app))
