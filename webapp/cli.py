@@ -222,9 +222,10 @@ def demo(out: str) -> None:
 
 
 def _register_service_commands() -> None:
-    from .cli_service import admin, bootstrap, db, serve, worker
+    from .cli_service import admin, bootstrap, db, scheduler, serve, worker
 
     main.add_command(worker)
+    main.add_command(scheduler)
     main.add_command(bootstrap)
     main.add_command(serve)
     main.add_command(db)

@@ -70,6 +70,27 @@ def worker(queues: tuple[str, ...]) -> None:
 
 
 @click.command()
+@click.option("--every", default=15.0, show_default=True, type=float,
+              help="Seconds between rounds.")
+@click.option("--once", is_flag=True, help="One round, then exit.")
+def scheduler(every: float, once: bool) -> None:
+    """Periodic work: queue again the renders whose jobs were lost or whose workers died."""
+    import time
+
+    from .tasks.sweep import sweep_renders
+
+    app = _app()
+    while True:
+        with app.app_context():
+            requeued = sweep_renders()
+        if requeued:
+            click.echo(f"queued {requeued} unfinished renders again")
+        if once:
+            return
+        time.sleep(every)
+
+
+@click.command()
 def bootstrap() -> None:
     """First run: create the schema, a first account and key, and the demo templates."""
     from .demo import bootstrap as run_bootstrap

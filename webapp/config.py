@@ -40,6 +40,7 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "MAX_IMAGE_PIXELS": 40_000_000,
         "MAX_BATCH_ITEMS": 10_000,
         "RENDER_TIMEOUT": 30,
+        "JOB_STALE_SECONDS": None,  # default RENDER_TIMEOUT + 60: a started job older is orphaned
         "OUTBOUND_TIMEOUT": 10.0,
         "MAX_ASSET_BYTES": 20 * 1024 * 1024,
         # metering
@@ -51,7 +52,7 @@ def defaults(data_dir: Path) -> dict[str, Any]:
 
 _INTS = {"MAX_CONTENT_LENGTH", "MAX_CANVAS", "MAX_LAYERS", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS",
          "MAX_BATCH_ITEMS", "RENDER_TIMEOUT", "MONTHLY_QUOTA", "MAX_ASSET_BYTES"}
-_FLOATS = {"OUTBOUND_TIMEOUT"}
+_FLOATS = {"OUTBOUND_TIMEOUT", "JOB_STALE_SECONDS"}
 
 
 def from_environment(environ: os._Environ | dict, known: dict[str, Any]) -> dict[str, Any]:

@@ -401,10 +401,8 @@ def enqueue(req: Request, *, workspace_id: int, api_key_id: int | None,
             metadata: Any) -> tuple[dict[str, Any], bool]:
     """An ``async`` render: answered from storage when done before, joined to a pending render
     of the same key, or recorded as pending and queued for a worker."""
-    from rq import Retry
-
     from .queues import RENDERS, QueueUnavailable, queue
-    from .tasks.renders import render as render_job
+    from .tasks.renders import queue_render
 
     k = keyed(req, workspace_id)
     existing = find_completed(workspace_id, k.key)
@@ -414,7 +412,7 @@ def enqueue(req: Request, *, workspace_id: int, api_key_id: int | None,
     if pending is not None:
         return snapshot(pending), False
     try:
-        jobs = queue(RENDERS)
+        queue(RENDERS)  # Redis is configured (a render is only recorded when it can be queued)
     except QueueUnavailable as exc:
         raise ApiError(503, "queue_unavailable", f"async renders are not available: {exc}") \
             from None
@@ -425,9 +423,7 @@ def enqueue(req: Request, *, workspace_id: int, api_key_id: int | None,
     db.session.add(row)
     db.session.commit()
     try:
-        jobs.enqueue(render_job, row.id, job_id=f"render-{row.id}",
-                     retry=Retry(max=3, interval=[5, 30, 120]),
-                     job_timeout=current_app.config["RENDER_TIMEOUT"] + 30)
+        queue_render(row.id)
     except Exception as exc:  # Redis refused: nothing is left pending that no one will run
         release(workspace_id)
         _fail(row, RendererError(f"could not queue the render: {exc}", code="queue_unavailable"))

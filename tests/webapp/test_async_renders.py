@@ -95,3 +95,84 @@ def test_without_redis_async_renders_are_refused_clearly(api):
     error = error_of(api.post("/renders", json={"template": template, "async": True}), 503)
     assert error["code"] == "queue_unavailable" and "REDIS_URL" in error["message"]
     assert api.post("/renders", json={"template": template}).status_code == 201
+
+
+PHOTO = {
+    "name": "Slow photo", "width": 80, "height": 40, "background": "#ffffff",
+    "variables": {"photo": {"type": "image"}},
+    "layers": [{"name": "photo", "type": "image", "x": 0, "y": 0, "width": 80, "height": 40,
+                "src": "{{ photo }}", "fit": "fill"}],
+}
+
+
+@pytest.fixture
+def slow_site() -> Iterator[str]:
+    """A picture on loopback (allowlisted in the tests) that takes two seconds to arrive."""
+    import http.server
+    import threading
+
+    from helpers import png_bytes, solid
+
+    picture = png_bytes(solid((37, 99, 235), (8, 8)))
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            time.sleep(2)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(picture)))
+            self.end_headers()
+            self.wfile.write(picture)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/photo.png"
+    server.shutdown()
+    server.server_close()
+
+
+def sweep(app) -> int:
+    from webapp.tasks.sweep import sweep_renders
+
+    with app.app_context():
+        return sweep_renders(grace_seconds=0)
+
+
+def test_a_render_whose_job_was_lost_is_queued_again(api, app, redis_url, start_worker):
+    import redis
+
+    template = api.post("/templates", json=HEADLINE).json()["id"]
+    queued = api.post("/renders", json={"template": template, "async": True,
+                                        "variables": {"title": "Lost"}}).json()
+    redis.Redis.from_url(redis_url).flushdb()  # a Redis restart without persistence
+    assert sweep(app) == 1
+    assert sweep(app) == 0  # queued now: not again
+    start_worker()
+    done = wait_for(api, queued["id"], "completed")
+    assert api.get(done["url"]).status_code == 200
+    assert api.get("/me").json()["usage"]["renders"] == 1
+
+
+@pytest.mark.parametrize("settings", [{"JOB_STALE_SECONDS": 1}], ids=["stale-after-1s"])
+def test_a_worker_killed_mid_render_loses_nothing(api, app, start_worker, slow_site):
+    import signal
+
+    template = api.post("/templates", json=PHOTO).json()["id"]
+    queued = api.post("/renders", json={"template": template, "async": True,
+                                        "variables": {"photo": slow_site}}).json()
+    doomed = start_worker()
+    wait_for(api, queued["id"], "rendering")
+    doomed.send_signal(signal.SIGKILL)  # mid-job: the picture is still on its way
+    doomed.wait(timeout=10)
+    time.sleep(1.2)  # the started job's heartbeat goes stale
+    assert sweep(app) == 1
+    start_worker()
+    done = wait_for(api, queued["id"], "completed")
+    picture = open_image(api.get(done["url"]).content)
+    assert picture.convert("RGB").getpixel((40, 20)) == (37, 99, 235)
+    renders = api.get("/renders").json()["data"]
+    assert [r["id"] for r in renders] == [queued["id"]]  # rendered exactly once
+    assert api.get("/me").json()["usage"]["renders"] == 1

@@ -12,3 +12,16 @@ def render(render_id: int) -> str:
 
     with worker_app().app_context():
         return complete_pending(render_id)
+
+
+def queue_render(render_id: int) -> None:
+    """Put render ``render_id`` on the renders queue (one job id per render, so a render is
+    never queued twice at once), retried with growing delays on transient errors."""
+    from flask import current_app
+    from rq import Retry
+
+    from ..queues import RENDERS, queue
+
+    queue(RENDERS).enqueue(render, render_id, job_id=f"render-{render_id}",
+                           retry=Retry(max=3, interval=[5, 30, 120]),
+                           job_timeout=current_app.config["RENDER_TIMEOUT"] + 30)
