@@ -17,11 +17,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]' --config-settings editable_mode=compat
 	@touch $(STAMP)
 
+# make run: a Redis of its own, the web app, a worker and the scheduler (Procfile.local, honcho)
+RUN_REDIS_PORT ?= 6389
 run: setup
 	$(VENV)/bin/pixelmerge demo --out $(OUT)
 	$(VENV)/bin/pixelmerge bootstrap
 	@echo "Serving Pixelmerge on http://localhost:8000 (API docs: http://localhost:8000/docs)"
-	$(VENV)/bin/pixelmerge serve --host 127.0.0.1 --port 8000
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PIXELMERGE_REDIS_PORT=$(RUN_REDIS_PORT) \
+	  REDIS_URL=redis://127.0.0.1:$(RUN_REDIS_PORT)/0 \
+	  $(VENV)/bin/honcho -f Procfile.local start
 
 test: setup
 	$(VENV)/bin/ruff check renderer connectors webapp tests bench

@@ -56,7 +56,7 @@ def worker(queues: tuple[str, ...]) -> None:
     and layouts stay warm from one job to the next; run one worker per core."""
     from rq import SimpleWorker
 
-    from .queues import ALL, queue, redis_connection
+    from .queues import ALL, queue, wait_for_redis
     from .tasks import use_app
 
     unknown = [name for name in queues if name not in ALL]
@@ -64,9 +64,10 @@ def worker(queues: tuple[str, ...]) -> None:
         raise click.BadParameter(f"unknown queue {unknown[0]!r} (queues: {', '.join(ALL)})")
     app = _app()
     use_app(app)
+    connection = wait_for_redis(app)
     with app.app_context():
         SimpleWorker([queue(name, app) for name in queues or ALL],
-                     connection=redis_connection(app)).work(with_scheduler=True)
+                     connection=connection).work(with_scheduler=True)
 
 
 @click.command()
@@ -77,9 +78,11 @@ def scheduler(every: float, once: bool) -> None:
     """Periodic work: queue again the renders whose jobs were lost or whose workers died."""
     import time
 
+    from .queues import wait_for_redis
     from .tasks.sweep import sweep_renders
 
     app = _app()
+    wait_for_redis(app)
     while True:
         with app.app_context():
             requeued = sweep_renders()

@@ -32,3 +32,21 @@ def queue(name: str, app: Flask | None = None) -> Queue:
     if name not in ALL:
         raise ValueError(f"unknown queue {name!r}")
     return Queue(name, connection=redis_connection(app))
+
+
+def wait_for_redis(app: Flask, seconds: float = 30.0) -> Redis:
+    """The connection, once Redis answers (processes started together may race it)."""
+    import time
+
+    from redis.exceptions import RedisError
+
+    connection = redis_connection(app)
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            connection.ping()
+            return connection
+        except RedisError:
+            if time.monotonic() > deadline:
+                raise QueueUnavailable(f"Redis did not answer within {seconds:.0f} s") from None
+            time.sleep(0.2)
