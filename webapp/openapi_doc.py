@@ -133,10 +133,10 @@ def _response(status: int, model: Any, op: Operation, schemas: dict) -> dict[str
 
 
 def _public_paths() -> dict[str, Any]:
-    binary = {"description": "The picture", "content": {
+    binary = {"description": "The picture (or a batch's merged PDF or ZIP)", "content": {
         kind: {"schema": {"type": "string", "contentMediaType": kind}} for kind in (
             "image/png", "image/jpeg", "image/webp", "image/avif", "image/gif",
-            "application/pdf")}}
+            "application/pdf", "application/zip")}}
     return {
         "/r/{key}.{ext}": {"get": {
             "operationId": "stored_render", "tags": ["renders"],
@@ -145,7 +145,7 @@ def _public_paths() -> dict[str, Any]:
                             "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}},
                            {"name": "ext", "in": "path", "required": True,
                             "schema": {"enum": ["png", "jpg", "jpeg", "webp", "avif", "gif",
-                                                "pdf"]}}],
+                                                "pdf", "zip"]}}],
             "responses": {"200": binary, "304": {"description": "Not modified"},
                           "404": _error("No such render")}}},
         "/u/{template_id}.{ext}": {"get": {

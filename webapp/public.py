@@ -25,7 +25,8 @@ from .storage import NotFound, StorageError
 bp = Blueprint("public", __name__)
 KEY = re.compile(r"[0-9a-f]{64}")
 EXTENSION_FORMAT = {"png": "png", "jpg": "jpeg", "jpeg": "jpeg", "webp": "webp",
-                    "avif": "avif", "gif": "gif", "pdf": "pdf"}
+                    "avif": "avif", "gif": "gif", "pdf": "pdf", "zip": "zip"}
+MIME = {**FORMATS, "zip": "application/zip"}  # a merged batch may be a ZIP of its files
 IMMUTABLE = "public, max-age=31536000, immutable"
 
 
@@ -51,12 +52,12 @@ def _stored(name: str, fmt: str) -> Response:
     if path is not None:
         if not path.is_file():
             raise ApiError(404, "render_not_found", "no such render")
-        return send_file(path, mimetype=FORMATS[fmt], conditional=False, etag=False)
+        return send_file(path, mimetype=MIME[fmt], conditional=False, etag=False)
     try:
         chunks = storage.iter_chunks(name)  # opens at once: a missing object fails here
     except NotFound:
         raise ApiError(404, "render_not_found", "no such render") from None
-    return Response(chunks, mimetype=FORMATS[fmt])
+    return Response(chunks, mimetype=MIME[fmt])
 
 
 def _cache_headers(response: Response, etag: str) -> Response:

@@ -28,7 +28,7 @@ def read_rows(source: str) -> list[dict[str, Any]]:
         kind = "json" if path.suffix.lower() == ".json" else "csv"
         if path.suffix.lower() not in (".json", ".csv"):
             raise DataError(f"{source}: data must be a .csv or .json file")
-    return _json_rows(text) if kind == "json" else _csv_rows(text)
+    return _json_rows(text) if kind == "json" else csv_rows(text)
 
 
 def _json_rows(text: str) -> list[dict[str, Any]]:
@@ -51,13 +51,18 @@ def _json_rows(text: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _csv_rows(text: str) -> list[dict[str, Any]]:
-    reader = csv.DictReader(io.StringIO(text))
-    if not reader.fieldnames:
-        raise DataError("the CSV has no header row")
-    rows = []
-    for row in reader:
-        if None in row:
-            raise DataError(f"row {len(rows) + 1}: more cells than header columns")
-        rows.append({k.strip(): (v if v is not None else "") for k, v in row.items()})
-    return rows
+def csv_rows(text: str) -> list[dict[str, Any]]:
+    """Rows of a CSV with a header row; quoted cells may hold line breaks."""
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        if not reader.fieldnames:
+            raise DataError("the CSV has no header row")
+        return [_csv_row(row, number) for number, row in enumerate(reader, start=1)]
+    except csv.Error as exc:
+        raise DataError(f"not a readable CSV: {exc}") from None
+
+
+def _csv_row(row: dict, number: int) -> dict[str, Any]:
+    if None in row:
+        raise DataError(f"row {number}: more cells than header columns")
+    return {k.strip(): (v if v is not None else "") for k, v in row.items()}

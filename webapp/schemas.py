@@ -178,3 +178,45 @@ class TemplateContent(BaseModel):
     layers: list[dict[str, Any]] | None = None
     html: str | None = None
     css: str | None = None
+
+
+class BatchItemIn(Strict):
+    variables: dict[str, Any] = Field(default_factory=dict)
+    metadata: dict[str, Any] | None = None
+
+
+class BatchBody(RenderOptions):
+    template: int = Field(ge=1, le=MAX_ID)
+    version: int | None = Field(None, ge=1, le=MAX_ID)
+    items: list[BatchItemIn] = Field(description="one object per render: {variables, metadata}")
+    merge: Literal["pdf", "zip"] | None = Field(
+        None, description="pdf: every item as a page of one PDF (items render as PDF); zip: "
+                          "one archive of the files")
+    metadata: dict[str, Any] | None = None
+
+
+class BatchItemOut(BaseModel):
+    index: int
+    status: Literal["pending", "completed", "failed"]
+    render: int | None
+    url: str | None
+    error: dict[str, Any] | None
+    metadata: dict[str, Any] | None
+
+
+class BatchOut(BaseModel):
+    id: int
+    status: Literal["pending", "running", "completed"]
+    template: int | None
+    version: int
+    format: str
+    merge: str | None
+    total: int
+    done: int
+    failed: int
+    merged_url: str | None
+    merge_error: dict[str, Any] | None
+    metadata: dict[str, Any] | None
+    created_at: str
+    completed_at: str | None
+    items: list[BatchItemOut]

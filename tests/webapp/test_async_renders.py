@@ -33,7 +33,7 @@ def start_worker(app, app_config, tmp_path) -> Iterator:
     def start() -> subprocess.Popen:
         with open(tmp_path / f"worker-{len(processes)}.log", "wb") as log:
             process = subprocess.Popen(
-                [sys.executable, "-m", "webapp.cli", "worker", "renders"],
+                [sys.executable, "-m", "webapp.cli", "worker"],
                 env=worker_env(app_config), stdout=log, stderr=subprocess.STDOUT)
         processes.append(process)
         return process

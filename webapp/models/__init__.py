@@ -3,9 +3,10 @@
 from .account import Membership, User, Workspace
 from .apikey import SCOPES, ApiKey
 from .asset import Asset
+from .batch import Batch, BatchItem
 from .render import Render
 from .template import Template, TemplateVersion
 from .usage import Usage
 
-__all__ = ["SCOPES", "ApiKey", "Asset", "Membership", "Render", "Template", "TemplateVersion",
-           "Usage", "User", "Workspace"]
+__all__ = ["SCOPES", "ApiKey", "Asset", "Batch", "BatchItem", "Membership", "Render",
+           "Template", "TemplateVersion", "Usage", "User", "Workspace"]

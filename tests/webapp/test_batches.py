@@ -1,0 +1,105 @@
+"""Batches end to end with a real worker: progress, items that fail alone, merged PDF and ZIP,
+CSV uploads, limits."""
+
+from __future__ import annotations
+
+import io
+import time
+import zipfile
+
+import pytest
+from helpers import error_of, open_image
+from test_async_renders import start_worker  # noqa: F401  (fixture)
+
+from renderer.pdf import pdf_text
+
+PRICE = {
+    "name": "Price tag", "width": 120, "height": 60, "background": "#ffffff",
+    "variables": {"price": {"type": "number"}, "sku": {"type": "text"}},
+    "layers": [{"name": "price", "type": "text", "x": 4, "y": 4, "width": 112, "height": 52,
+                "text": "{{ sku }} {{ price | currency }}", "size": 20, "color": "#000000"}],
+}
+
+
+def wait_done(api, batch_id: int, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        batch = api.get(f"/batches/{batch_id}").json()
+        if batch["status"] == "completed":
+            return batch
+        time.sleep(0.2)
+    raise AssertionError(f"batch {batch_id} is {batch['status']} ({batch['done']} done, "
+                         f"{batch['failed']} failed of {batch['total']})")
+
+
+def items(count: int, bad: int | None = None) -> list[dict]:
+    return [{"variables": {"sku": f"A-{i}", "price": "abc" if i == bad else str(10 + i)},
+             "metadata": {"row": i + 2}} for i in range(count)]
+
+
+def test_a_batch_renders_every_item_and_zips_them(api, start_worker):  # noqa: F811
+    template = api.post("/templates", json=PRICE).json()["id"]
+    created = api.post("/batches", json={"template": template, "items": items(30, bad=7),
+                                         "merge": "zip", "metadata": {"run": "x"}})
+    assert created.status_code == 202, created.text
+    assert (created.json()["total"], created.json()["status"]) == (30, "pending")
+    start_worker()
+    batch = wait_done(api, created.json()["id"])
+    assert (batch["done"], batch["failed"]) == (29, 1)
+    bad = batch["items"][7]
+    assert bad["status"] == "failed" and bad["error"]["path"] == "variables.price"
+    assert "'abc' is not a number" in bad["error"]["message"]
+    assert bad["metadata"] == {"row": 9} and bad["url"] is None
+    good = batch["items"][0]
+    assert good["status"] == "completed"
+    assert open_image(api.get(good["url"]).content).size == (120, 60)
+    archive = zipfile.ZipFile(io.BytesIO(api.get(batch["merged_url"]).content))
+    names = archive.namelist()
+    assert len(names) == 29 and names[0] == "00001.png" and "00008.png" not in names
+    assert api.get("/me").json()["usage"]["renders"] == 29
+
+
+def test_a_batch_merged_into_one_pdf_has_a_page_per_item(api, start_worker):  # noqa: F811
+    template = api.post("/templates", json=PRICE).json()["id"]
+    created = api.post("/batches", json={"template": template, "items": items(3),
+                                         "merge": "pdf"})
+    start_worker()
+    batch = wait_done(api, created.json()["id"])
+    assert batch["format"] == "pdf"
+    pages = pdf_text(api.get(batch["merged_url"]).content)
+    assert [page.strip() for page in pages] == ["A-0 $10.00", "A-1 $11.00", "A-2 $12.00"]
+
+
+def test_a_csv_upload_is_a_batch(api, start_worker):  # noqa: F811
+    template = api.post("/templates", json=PRICE).json()["id"]
+    csv = "sku,price\nB-1,5\nB-2,6\n"
+    created = api.post("/batches", data={"template": str(template), "format": "jpeg"},
+                       files={"file": ("rows.csv", csv.encode(), "text/csv")})
+    assert created.status_code == 202, created.text
+    start_worker()
+    batch = wait_done(api, created.json()["id"])
+    assert (batch["done"], batch["format"]) == (2, "jpeg")
+    assert batch["items"][1]["url"].endswith(".jpg")
+
+
+@pytest.mark.parametrize("settings", [{"MAX_BATCH_ITEMS": 3}], ids=["limit3"])
+def test_empty_oversized_and_foreign_batches_are_refused(api, other_api):
+    template = api.post("/templates", json=PRICE).json()["id"]
+    assert error_of(api.post("/batches", json={"template": template, "items": []}),
+                    400)["code"] == "empty_batch"
+    too_many = error_of(api.post("/batches", json={"template": template, "items": items(4)}),
+                        413)
+    assert too_many["code"] == "batch_too_large" and "limit is 3" in too_many["message"]
+    assert error_of(other_api.post("/batches", json={"template": template, "items": items(1)}),
+                    404)["code"] == "template_not_found"
+    mine = api.post("/batches", json={"template": template, "items": items(1)}).json()
+    assert other_api.get(f"/batches/{mine['id']}").status_code == 404
+
+
+def test_a_csv_that_cannot_be_read_is_a_clear_400(api):
+    template = api.post("/templates", json=PRICE).json()["id"]
+    broken = b"sku,price\n" + b"x" * 200_000 + b",5\n"  # a cell past the CSV reader's limit
+    response = api.post("/batches", data={"template": str(template)},
+                        files={"file": ("rows.csv", broken, "text/csv")})
+    error = error_of(response, 400)
+    assert error["code"] == "invalid_csv" and error["message"].startswith("file: ")

@@ -1,0 +1,181 @@
+"""Batches: one template, many rows. Items are rendered by workers in chunks (a chunk keeps the
+worker's caches warm and is one job; several workers share a batch), each item fails alone with
+its reason, and the last item to finish queues the merge into one PDF or a ZIP."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import insert, select, update
+
+from renderer import RendererError
+from renderer.encode import EXTENSIONS
+
+from .errors import ApiError
+from .extensions import db
+from .models import Batch, BatchItem, Render
+from .models.base import iso, utcnow
+from .models.render import storage_name
+from .rendering import Request, fold, format_of, load_version, perform, template_and_version
+
+CHUNK = 25  # items per job
+
+
+def create(workspace_id: int, api_key_id: int | None, *, template_id: int,
+           version: int | None, items: list[dict[str, Any]], options: dict[str, Any],
+           merge: str | None, metadata: Any) -> Batch:
+    limit = current_app.config["MAX_BATCH_ITEMS"]
+    if not items:
+        raise ApiError(400, "empty_batch", "items: a batch needs at least one item")
+    if len(items) > limit:
+        raise ApiError(413, "batch_too_large",
+                       f"items: {len(items):,} items; the limit is {limit:,} per batch")
+    template, head = template_and_version(workspace_id, template_id, version)
+    fmt = "pdf" if merge == "pdf" else format_of(options.pop("format", "png"))
+    batch = Batch(workspace_id=workspace_id, template_id=template.id, version=head.version,
+                  format=fmt, options=options, merge=merge, total=len(items), meta=metadata,
+                  api_key_id=api_key_id)
+    db.session.add(batch)
+    db.session.flush()
+    db.session.execute(insert(BatchItem), [
+        {"batch_id": batch.id, "position": i, "variables": item.get("variables") or {},
+         "meta": item.get("metadata")} for i, item in enumerate(items)])
+    db.session.commit()
+    _queue_chunks(batch)
+    return batch
+
+
+def _queue_chunks(batch: Batch) -> None:
+    from .tasks.batches import queue_chunk
+
+    for start in range(0, batch.total, CHUNK):
+        queue_chunk(batch.id, start)
+
+
+def render_chunk(batch_id: int, start: int) -> int:
+    """Render the pending items of one chunk; returns how many were finished here."""
+    batch = db.session.get(Batch, batch_id)
+    if batch is None or batch.status == "completed":
+        return 0
+    if batch.status == "pending":
+        batch.status = "running"
+        db.session.commit()
+    items = db.session.scalars(select(BatchItem).where(
+        BatchItem.batch_id == batch_id, BatchItem.position >= start,
+        BatchItem.position < start + CHUNK, BatchItem.status == "pending")
+        .order_by(BatchItem.position)).all()
+    for item in items:
+        _render_item(batch, item)
+    return len(items)
+
+
+def _render_item(batch: Batch, item: BatchItem) -> None:
+    try:
+        template, version = template_and_version(batch.workspace_id, batch.template_id,
+                                                 batch.version)
+        tpl = load_version(version)
+        variables, overrides = fold(tpl, item.variables, None, None)
+        options = batch.options or {}
+        req = Request(template, version, tpl, variables, overrides, batch.format,
+                      options.get("size"), options.get("scale", 1), options.get("quality"),
+                      options.get("transparent", False))
+        snap, _ = perform(req, workspace_id=batch.workspace_id, api_key_id=batch.api_key_id,
+                          metadata=item.meta)
+    except (RendererError, ApiError) as exc:  # this item's own problem: it fails alone
+        db.session.rollback()
+        _finish_item(batch, item, error=_error_of(exc))
+        return
+    _finish_item(batch, item, render_id=snap["id"], key=snap["key"])
+
+
+def _error_of(exc: Exception) -> dict[str, Any]:
+    if isinstance(exc, RendererError):
+        return {"code": exc.code, "message": str(exc), "path": exc.path}
+    return {"code": exc.code, "message": exc.message, "path": exc.details.get("path")}
+
+
+def _finish_item(batch: Batch, item: BatchItem, *, render_id: int | None = None,
+                 key: str | None = None, error: dict | None = None) -> None:
+    """The item's outcome and the batch's count in one transaction; whoever counts the last
+    item queues the merge."""
+    item.status = "failed" if error else "completed"
+    item.render_id, item.key, item.error = render_id, key, error
+    column = Batch.failed if error else Batch.done
+    counts = db.session.execute(
+        update(Batch).where(Batch.id == batch.id).values({column: column + 1})
+        .returning(Batch.done, Batch.failed, Batch.total)).one()
+    db.session.commit()
+    if counts.done + counts.failed == counts.total:
+        from .tasks.batches import queue_finish
+
+        queue_finish(batch.id)
+
+
+def finish(batch_id: int) -> str:
+    """Merge what was rendered (PDF pages or a ZIP, in item order) and complete the batch."""
+    batch = db.session.get(Batch, batch_id)
+    if batch is None or batch.status == "completed":
+        return "nothing to do"
+    if batch.merge:
+        try:
+            batch.merged_key = _merge(batch)
+        except RendererError as exc:
+            batch.merge_error = {"code": exc.code, "message": str(exc)}
+    batch.status, batch.completed_at = "completed", utcnow()
+    db.session.commit()
+    return "completed"
+
+
+def _merge(batch: Batch) -> str | None:
+    rows = db.session.execute(select(BatchItem.position, BatchItem.meta, Render.key,
+                                     Render.format)
+                              .join(Render, Render.id == BatchItem.render_id)
+                              .where(BatchItem.batch_id == batch.id,
+                                     BatchItem.status == "completed")
+                              .order_by(BatchItem.position)).all()
+    if not rows:
+        return None
+    key = hashlib.sha256(json.dumps([batch.merge, [r.key for r in rows]]).encode()).hexdigest()
+    storage = current_app.extensions["storage"]
+    files = [storage.get(storage_name(r.key, r.format)) for r in rows]
+    if batch.merge == "pdf":
+        from renderer.pdf import merge_pdfs
+
+        data, fmt, mime = merge_pdfs(files), "pdf", "application/pdf"
+    else:
+        data, fmt, mime = _zip(rows, files), "zip", "application/zip"
+    storage.put(f"renders/{key[:2]}/{key}.{fmt}", data, content_type=mime)
+    return key
+
+
+def _zip(rows, files: list[bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:  # pictures are packed
+        for row, data in zip(rows, files, strict=True):
+            archive.writestr(f"{row.position + 1:05d}.{EXTENSIONS[row.format]}", data)
+    return buffer.getvalue()
+
+
+def batch_object(batch: Batch) -> dict[str, Any]:
+    public = current_app.config["PUBLIC_URL"].rstrip("/")
+    items = db.session.execute(select(BatchItem, Render.format).outerjoin(
+        Render, Render.id == BatchItem.render_id).where(BatchItem.batch_id == batch.id)
+        .order_by(BatchItem.position)).all()
+    merged_ext = {"pdf": "pdf", "zip": "zip"}.get(batch.merge or "")
+    return {
+        "id": batch.id, "status": batch.status, "template": batch.template_id,
+        "version": batch.version, "format": batch.format, "merge": batch.merge,
+        "total": batch.total, "done": batch.done, "failed": batch.failed,
+        "merged_url": f"{public}/r/{batch.merged_key}.{merged_ext}"
+        if batch.merged_key else None,
+        "merge_error": batch.merge_error, "metadata": batch.meta,
+        "created_at": iso(batch.created_at), "completed_at": iso(batch.completed_at),
+        "items": [{"index": item.position, "status": item.status, "render": item.render_id,
+                   "url": f"{public}/r/{item.key}.{EXTENSIONS[fmt]}" if item.key else None,
+                   "error": item.error, "metadata": item.meta} for item, fmt in items],
+    }
