@@ -88,9 +88,9 @@ def _render_item(batch: Batch, item: BatchItem) -> None:
                           metadata=item.meta)
     except (RendererError, ApiError) as exc:  # this item's own problem: it fails alone
         db.session.rollback()
-        _finish_item(batch, item, error=_error_of(exc))
+        finish_item(batch, item, error=_error_of(exc))
         return
-    _finish_item(batch, item, render_id=snap["id"], key=snap["key"])
+    finish_item(batch, item, render_id=snap["id"], key=snap["key"])
 
 
 def _error_of(exc: Exception) -> dict[str, Any]:
@@ -99,7 +99,7 @@ def _error_of(exc: Exception) -> dict[str, Any]:
     return {"code": exc.code, "message": exc.message, "path": exc.details.get("path")}
 
 
-def _finish_item(batch: Batch, item: BatchItem, *, render_id: int | None = None,
+def finish_item(batch: Batch, item: BatchItem, *, render_id: int | None = None,
                  key: str | None = None, error: dict | None = None) -> None:
     """The item's outcome and the batch's count in one transaction; whoever counts the last
     item queues the merge."""

@@ -75,19 +75,20 @@ def worker(queues: tuple[str, ...]) -> None:
               help="Seconds between rounds.")
 @click.option("--once", is_flag=True, help="One round, then exit.")
 def scheduler(every: float, once: bool) -> None:
-    """Periodic work: queue again the renders whose jobs were lost or whose workers died."""
+    """Periodic work: queue again the renders and batch chunks whose jobs were lost or whose
+    workers died."""
     import time
 
     from .queues import wait_for_redis
-    from .tasks.sweep import sweep_renders
+    from .tasks.sweep import sweep
 
     app = _app()
     wait_for_redis(app)
     while True:
         with app.app_context():
-            requeued = sweep_renders()
+            requeued = sweep()
         if requeued:
-            click.echo(f"queued {requeued} unfinished renders again")
+            click.echo(f"queued {requeued} jobs of unfinished renders and batches again")
         if once:
             return
         time.sleep(every)

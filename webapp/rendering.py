@@ -361,10 +361,10 @@ def perform(req: Request, *, workspace_id: int, api_key_id: int | None,
     existing = find_completed(workspace_id, k.key)
     if existing is not None:
         return existing, True
-    reserve(workspace_id)
     row = Render(workspace_id=workspace_id, template_id=req.template.id,
                  version=req.version.version, key=k.key, format=req.format, status="rendering",
                  meta=metadata, api_key_id=api_key_id)
+    reserve(workspace_id, record=row)  # a process killed mid-render leaves this row to sweep
     _render_row(row, req, k)
     return _remember(snapshot(row)), False
 
@@ -416,12 +416,10 @@ def enqueue(req: Request, *, workspace_id: int, api_key_id: int | None,
     except QueueUnavailable as exc:
         raise ApiError(503, "queue_unavailable", f"async renders are not available: {exc}") \
             from None
-    reserve(workspace_id)
     row = Render(workspace_id=workspace_id, template_id=req.template.id,
                  version=req.version.version, key=k.key, format=req.format, status="pending",
                  meta=metadata, api_key_id=api_key_id, params=params_of(req))
-    db.session.add(row)
-    db.session.commit()
+    reserve(workspace_id, record=row)
     try:
         queue_render(row.id)
     except Exception as exc:  # Redis refused: nothing is left pending that no one will run

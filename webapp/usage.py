@@ -41,17 +41,21 @@ def summary(workspace: Workspace) -> dict:
             "remaining": None if quota is None else max(0, quota - used)}
 
 
-def reserve(workspace_id: int) -> None:
+def reserve(workspace_id: int, *, record: object | None = None) -> None:
     """Count one new render before it is made, refusing it when the month's quota is used up.
     One atomic statement, so concurrent requests can never overshoot the quota; ``release``
-    gives the render back if it fails."""
+    gives the render back if it fails. ``record`` (the render's row) is stored in the same
+    transaction, so a reservation never exists without a trace of what it was for."""
     quota = _quota(workspace_id)
     statement = _reserve_statement(db.session.get_bind().dialect.name, bool(quota))
     counted = db.session.execute(statement, {"ws": workspace_id, "month": month_of(),
                                               "quota": quota}).scalar()  # None: held back
-    db.session.commit()
     if counted is None:
+        db.session.rollback()
         raise _quota_exceeded(quota)
+    if record is not None:
+        db.session.add(record)
+    db.session.commit()
 
 
 @functools.cache

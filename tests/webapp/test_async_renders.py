@@ -135,10 +135,11 @@ def slow_site() -> Iterator[str]:
 
 
 def sweep(app) -> int:
-    from webapp.tasks.sweep import sweep_renders
+    """One round of the scheduler (`pixelmerge scheduler`), without its grace period."""
+    from webapp.tasks.sweep import sweep as scheduler_round
 
     with app.app_context():
-        return sweep_renders(grace_seconds=0)
+        return scheduler_round(grace_seconds=0)
 
 
 def test_a_render_whose_job_was_lost_is_queued_again(api, app, redis_url, start_worker):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import time
 import zipfile
+from collections.abc import Iterator
 
 import pytest
 from helpers import error_of, open_image
@@ -103,3 +104,63 @@ def test_a_csv_that_cannot_be_read_is_a_clear_400(api):
                         files={"file": ("rows.csv", broken, "text/csv")})
     error = error_of(response, 400)
     assert error["code"] == "invalid_csv" and error["message"].startswith("file: ")
+
+
+@pytest.fixture
+def drip_site() -> Iterator[str]:
+    """Pictures on loopback (allowlisted in the tests) that take 0.3 s each."""
+    import http.server
+    import threading
+
+    from helpers import png_bytes, solid
+
+    picture = png_bytes(solid((22, 163, 74), (8, 8)))
+
+    class Drip(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            time.sleep(0.3)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(picture)))
+            self.end_headers()
+            self.wfile.write(picture)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/photo.png"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("settings", [{"JOB_STALE_SECONDS": 1}], ids=["stale-after-1s"])
+def test_a_worker_killed_mid_batch_loses_nothing_and_renders_nothing_twice(
+        api, app, start_worker, drip_site):  # noqa: F811
+    import signal
+
+    from test_async_renders import PHOTO, sweep
+
+    template = api.post("/templates", json=PHOTO).json()["id"]
+    rows = [{"variables": {"photo": f"{drip_site}?i={i}"}} for i in range(30)]
+    batch_id = api.post("/batches", json={"template": template, "items": rows}).json()["id"]
+    doomed = start_worker()
+    deadline = time.monotonic() + 30
+    while api.get(f"/batches/{batch_id}").json()["done"] < 3:  # well into the first chunk
+        assert time.monotonic() < deadline, "the first worker never got going"
+        time.sleep(0.05)
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait(timeout=10)
+    time.sleep(1.2)  # its started job goes stale
+    assert sweep(app) >= 1
+    start_worker()
+    batch = wait_done(api, batch_id)
+    assert (batch["done"], batch["failed"]) == (30, 0)
+    renders = [item["render"] for item in batch["items"]]
+    assert len(set(renders)) == 30  # every item rendered exactly once
+    completed = [r for r in api.get("/renders?limit=100").json()["data"]
+                 if r["status"] == "completed"]
+    assert sorted(r["id"] for r in completed) == sorted(renders)
+    sweep(app)  # the render cut off by the kill is failed and its quota given back
+    assert api.get("/me").json()["usage"]["renders"] == 30

@@ -14,7 +14,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Render
+from ..models import Batch, BatchItem, Render
 from ..models.base import utcnow
 from ..queues import redis_connection
 
@@ -27,6 +27,32 @@ def stale_after() -> float:
     """How long a started job may run before its worker is taken for dead."""
     config = current_app.config
     return float(config.get("JOB_STALE_SECONDS") or config["RENDER_TIMEOUT"] + 60)
+
+
+def sweep(grace_seconds: float = 10.0) -> int:
+    """One round of the scheduler: unfinished renders and batches that no live job will
+    finish are queued again, and synchronous renders whose process died are failed with
+    their quota given back. Returns how many jobs were queued."""
+    fail_interrupted()
+    return sweep_renders(grace_seconds) + sweep_batches(grace_seconds)
+
+
+def fail_interrupted() -> int:
+    """A synchronous render (no parameters kept) still 'rendering' long after any render could
+    take was cut off by its process dying: it fails, and its reservation is given back."""
+    from ..rendering import release
+
+    cutoff = utcnow() - dt.timedelta(seconds=stale_after())
+    rows = db.session.scalars(select(Render).where(
+        Render.status == "rendering", Render.params.is_(None),
+        Render.created_at < cutoff)).all()
+    for row in rows:
+        row.status, row.completed_at = "failed", utcnow()
+        row.error = {"code": "render_interrupted", "path": None,
+                     "message": "the process rendering it stopped before it finished"}
+        db.session.commit()
+        release(row.workspace_id)
+    return len(rows)
 
 
 def sweep_renders(grace_seconds: float = 10.0) -> int:
@@ -43,8 +69,13 @@ def sweep_renders(grace_seconds: float = 10.0) -> int:
 
 
 def _orphaned(row: Render) -> bool:
+    return orphaned_job(f"render-{row.id}")
+
+
+def orphaned_job(job_id: str) -> bool:
+    """True when no live job will run: it is gone, ended, or started by a dead worker."""
     try:
-        job = Job.fetch(f"render-{row.id}", connection=redis_connection())
+        job = Job.fetch(job_id, connection=redis_connection())
     except NoSuchJobError:
         return True
     status = job.get_status()
@@ -77,3 +108,64 @@ def _requeue(row: Render) -> int:
     queue_render(row.id)
     log.warning("render %s queued again (attempt %s)", row.id, attempts)
     return 1
+
+
+def sweep_batches(grace_seconds: float = 10.0) -> int:
+    cutoff = utcnow() - dt.timedelta(seconds=grace_seconds)
+    batches = db.session.scalars(select(Batch).where(
+        Batch.status.in_(("pending", "running")), Batch.created_at < cutoff)).all()
+    return sum(_sweep_batch(batch) for batch in batches)
+
+
+def _sweep_batch(batch: Batch) -> int:
+    from ..batches import CHUNK
+    from .batches import queue_chunk, queue_finish
+
+    positions = db.session.scalars(select(BatchItem.position).where(
+        BatchItem.batch_id == batch.id, BatchItem.status == "pending")).all()
+    starts = sorted({position // CHUNK * CHUNK for position in positions})
+    if not starts and batch.done + batch.failed == batch.total:
+        return _requeue_job(f"batch-{batch.id}-finish", lambda: queue_finish(batch.id))
+    queued = 0
+    for start in starts:
+        if _chunk_attempts(batch, start) > MAX_ATTEMPTS:
+            _abandon_chunk(batch, start)
+            continue
+        queued += _requeue_job(f"batch-{batch.id}-{start}",
+                               lambda start=start: queue_chunk(batch.id, start))
+    return queued
+
+
+def _requeue_job(job_id: str, enqueue) -> int:
+    if not orphaned_job(job_id):
+        return 0
+    with contextlib.suppress(NoSuchJobError):
+        Job.fetch(job_id, connection=redis_connection()).delete()
+    enqueue()
+    log.warning("job %s queued again", job_id)
+    return 1
+
+
+def _chunk_attempts(batch: Batch, start: int) -> int:
+    """Counts how often the sweeper found this chunk orphaned (kept on the batch)."""
+    if not orphaned_job(f"batch-{batch.id}-{start}"):
+        return 0
+    attempts = dict((batch.options or {}).get("attempts", {}))
+    attempts[str(start)] = attempts.get(str(start), 1) + 1
+    batch.options = {**(batch.options or {}), "attempts": attempts}
+    db.session.commit()
+    return attempts[str(start)]
+
+
+def _abandon_chunk(batch: Batch, start: int) -> None:
+    """A chunk that keeps killing its workers: its pending items fail with the reason."""
+    from ..batches import CHUNK, finish_item
+
+    items = db.session.scalars(select(BatchItem).where(
+        BatchItem.batch_id == batch.id, BatchItem.status == "pending",
+        BatchItem.position >= start, BatchItem.position < start + CHUNK)).all()
+    for item in items:
+        finish_item(batch, item, error={
+            "code": "render_abandoned", "path": None,
+            "message": f"the item could not be rendered after {MAX_ATTEMPTS} attempts "
+                       f"(workers stopped or lost the job)"})
