@@ -128,6 +128,10 @@ def finish(batch_id: int) -> str:
             batch.merge_error = {"code": exc.code, "message": str(exc)}
     batch.status, batch.completed_at = "completed", utcnow()
     db.session.commit()
+    from .webhooks import emit
+
+    emit(batch.workspace_id, "batch.completed", batch_object(batch),
+         template_id=batch.template_id, webhook_url=(batch.options or {}).get("webhook_url"))
     return "completed"
 
 

@@ -41,6 +41,8 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "MAX_BATCH_ITEMS": 10_000,
         "RENDER_TIMEOUT": 30,
         "JOB_STALE_SECONDS": None,  # default RENDER_TIMEOUT + 60: a started job older is orphaned
+        # seconds between webhook attempts: 27.5 hours in all
+        "WEBHOOK_RETRY_INTERVALS": "10,60,300,900,1800,3600,7200,14400,28800,43200",
         "OUTBOUND_TIMEOUT": 10.0,
         "MAX_ASSET_BYTES": 20 * 1024 * 1024,
         # metering

@@ -386,9 +386,10 @@ def _render_row(row: Render, req: Request, k: Keyed) -> None:
 
 # ---------------------------------------------------------------- in the background
 
-def params_of(req: Request) -> dict[str, Any]:
-    return {"variables": req.variables, "overrides": req.overrides, "size": req.size,
-            "scale": req.scale, "quality": req.quality, "transparent": req.transparent}
+def params_of(req: Request, webhook_url: str | None = None) -> dict[str, Any]:
+    params = {"variables": req.variables, "overrides": req.overrides, "size": req.size,
+              "scale": req.scale, "quality": req.quality, "transparent": req.transparent}
+    return {**params, "webhook_url": webhook_url} if webhook_url else params
 
 
 def find_pending(workspace_id: int, key: str) -> Render | None:
@@ -398,7 +399,7 @@ def find_pending(workspace_id: int, key: str) -> Render | None:
 
 
 def enqueue(req: Request, *, workspace_id: int, api_key_id: int | None,
-            metadata: Any) -> tuple[dict[str, Any], bool]:
+            metadata: Any, webhook_url: str | None = None) -> tuple[dict[str, Any], bool]:
     """An ``async`` render: answered from storage when done before, joined to a pending render
     of the same key, or recorded as pending and queued for a worker."""
     from .queues import RENDERS, QueueUnavailable, queue
@@ -418,7 +419,7 @@ def enqueue(req: Request, *, workspace_id: int, api_key_id: int | None,
             from None
     row = Render(workspace_id=workspace_id, template_id=req.template.id,
                  version=req.version.version, key=k.key, format=req.format, status="pending",
-                 meta=metadata, api_key_id=api_key_id, params=params_of(req))
+                 meta=metadata, api_key_id=api_key_id, params=params_of(req, webhook_url))
     reserve(workspace_id, record=row)
     try:
         queue_render(row.id)
@@ -479,6 +480,7 @@ def _complete(row: Render, result: renderer.Rendered) -> None:
     row.size_bytes, row.warnings, row.completed_at = len(result.data), result.warnings, utcnow()
     db.session.add(row)
     db.session.commit()
+    _announce(row, "render.completed")
 
 
 def _fail(row: Render, exc: RendererError) -> None:
@@ -486,6 +488,14 @@ def _fail(row: Render, exc: RendererError) -> None:
     row.error = {"code": exc.code, "message": str(exc), "path": exc.path}
     db.session.add(row)
     db.session.commit()
+    _announce(row, "render.failed")
+
+
+def _announce(row: Render, event: str) -> None:
+    from .webhooks import emit
+
+    emit(row.workspace_id, event, render_object(snapshot(row), cached=False),
+         template_id=row.template_id, webhook_url=(row.params or {}).get("webhook_url"))
 
 
 def outbound() -> GuardedSession:

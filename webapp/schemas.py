@@ -51,6 +51,9 @@ class RenderBody(RenderData, RenderOptions):
     async_: bool = Field(False, alias="async",
                          description="answer 202 at once with a pending render that a worker "
                                      "completes; poll GET /renders/{id}")
+    webhook_url: str | None = Field(None, max_length=2000,
+                                    description="async renders: POSTed the render.completed or "
+                                                "render.failed event, signed")
 
 
 class PreviewBody(RenderData, RenderOptions):
@@ -193,6 +196,8 @@ class BatchBody(RenderOptions):
         None, description="pdf: every item as a page of one PDF (items render as PDF); zip: "
                           "one archive of the files")
     metadata: dict[str, Any] | None = None
+    webhook_url: str | None = Field(None, max_length=2000,
+                                    description="POSTed the batch.completed event, signed")
 
 
 class BatchItemOut(BaseModel):
@@ -220,3 +225,42 @@ class BatchOut(BaseModel):
     created_at: str
     completed_at: str | None
     items: list[BatchItemOut]
+
+
+Event = Literal["render.completed", "render.failed", "batch.completed", "sync.completed"]
+
+
+class HookIn(Strict):
+    target_url: str = Field(max_length=2000)
+    event: Event
+    template: int | None = Field(None, ge=1, le=MAX_ID, description="only this template's")
+
+
+class HookOut(BaseModel):
+    id: int
+    target_url: str
+    event: str
+    template: int | None
+    created_at: str
+    secret: str | None = Field(None, description="shown once, when the hook is created: "
+                                                 "verifies Pixelmerge-Signature")
+
+
+class HookList(BaseModel):
+    data: list[HookOut]
+
+
+class DeliveryOut(BaseModel):
+    id: int
+    hook: int | None
+    event: str
+    target_url: str
+    status: Literal["pending", "delivered", "failed", "gone"]
+    attempts: list[dict[str, Any]]
+    body: dict[str, Any]
+    created_at: str
+    delivered_at: str | None
+
+
+class DeliveryList(BaseModel):
+    data: list[DeliveryOut]

@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 
 from ..extensions import limiter
-from . import assets, batches, me, renders, templates
+from . import assets, batches, hooks, me, renders, templates
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-for module in (me, templates, assets, renders, batches):
+for module in (me, templates, assets, renders, batches, hooks):
     bp.register_blueprint(module.bp)
 
 # one budget per API key (or client address without one) across every API operation

@@ -13,6 +13,7 @@ from ..openapi import operation, parse_body, validate
 from ..queues import BATCHES, QueueUnavailable, queue
 from ..rows import DataError, csv_rows
 from ..schemas import BatchBody, BatchOut
+from ..webhooks import check_target
 
 bp = Blueprint("batches", __name__)
 UPLOAD = {"file": "a CSV file: a header row, then one row of variables per item",
@@ -48,6 +49,8 @@ def create_batch():
         raise ApiError(503, "queue_unavailable", f"batches are not available: {exc}") from None
     body = _body()
     options = body.model_dump(include={"format", "size", "scale", "quality", "transparent"})
+    if body.webhook_url:
+        options["webhook_url"] = check_target(body.webhook_url, "webhook_url")
     batch = batches.create(principal.workspace_id, principal.key_id,
                            template_id=body.template, version=body.version,
                            items=[item.model_dump() for item in body.items], options=options,

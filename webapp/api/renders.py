@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint
 
 from ..auth import authenticate
-from ..errors import not_found
+from ..errors import ApiError, not_found
 from ..extensions import db
 from ..models import Render
 from ..openapi import operation, parse_body
@@ -23,6 +23,7 @@ from ..rendering import (
 )
 from ..rendering import render_object as render_json
 from ..schemas import RenderBody, RenderList, RenderListQuery, RenderOut
+from ..webhooks import check_target
 from .common import current_workspace
 
 bp = Blueprint("renders", __name__)
@@ -49,10 +50,18 @@ def create_render():
         snap, metadata = repeat
         return render_json(snap, cached=True, metadata=metadata), 200
     body = parse_body(RenderBody)  # validated here, after the cheap check for a repeat
-    run = enqueue if body.async_ else perform
-    snap, cached = run(_request(body, principal.workspace_id),
-                       workspace_id=principal.workspace_id, api_key_id=principal.key_id,
-                       metadata=body.metadata)
+    req = _request(body, principal.workspace_id)
+    if body.webhook_url and not body.async_:
+        raise ApiError(400, "invalid_request", "webhook_url: only for async renders (a "
+                       "synchronous answer already is the result)")
+    if body.async_:
+        snap, cached = enqueue(req, workspace_id=principal.workspace_id,
+                               api_key_id=principal.key_id, metadata=body.metadata,
+                               webhook_url=body.webhook_url and check_target(
+                                   body.webhook_url, "webhook_url"))
+    else:
+        snap, cached = perform(req, workspace_id=principal.workspace_id,
+                               api_key_id=principal.key_id, metadata=body.metadata)
     if snap["status"] == "completed":
         remember_body(principal.workspace_id, snap["key"], body.metadata)
     status = 200 if cached else 201 if snap["status"] == "completed" else 202
