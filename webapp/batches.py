@@ -85,7 +85,7 @@ def _render_item(batch: Batch, item: BatchItem) -> None:
                       options.get("size"), options.get("scale", 1), options.get("quality"),
                       options.get("transparent", False))
         snap, _ = perform(req, workspace_id=batch.workspace_id, api_key_id=batch.api_key_id,
-                          metadata=item.meta)
+                          metadata=item.meta, wait=True)
     except (RendererError, ApiError) as exc:  # this item's own problem: it fails alone
         db.session.rollback()
         finish_item(batch, item, error=_error_of(exc))
@@ -165,11 +165,8 @@ def _zip(rows, files: list[bytes]) -> bytes:
     return buffer.getvalue()
 
 
-def batch_object(batch: Batch) -> dict[str, Any]:
+def batch_object(batch: Batch, *, items: bool = True) -> dict[str, Any]:
     public = current_app.config["PUBLIC_URL"].rstrip("/")
-    items = db.session.execute(select(BatchItem, Render.format).outerjoin(
-        Render, Render.id == BatchItem.render_id).where(BatchItem.batch_id == batch.id)
-        .order_by(BatchItem.position)).all()
     merged_ext = {"pdf": "pdf", "zip": "zip"}.get(batch.merge or "")
     return {
         "id": batch.id, "status": batch.status, "template": batch.template_id,
@@ -179,7 +176,14 @@ def batch_object(batch: Batch) -> dict[str, Any]:
         if batch.merged_key else None,
         "merge_error": batch.merge_error, "metadata": batch.meta,
         "created_at": iso(batch.created_at), "completed_at": iso(batch.completed_at),
-        "items": [{"index": item.position, "status": item.status, "render": item.render_id,
-                   "url": f"{public}/r/{item.key}.{EXTENSIONS[fmt]}" if item.key else None,
-                   "error": item.error, "metadata": item.meta} for item, fmt in items],
+        "items": _items(batch, public) if items else None,
     }
+
+
+def _items(batch: Batch, public: str) -> list[dict[str, Any]]:
+    rows = db.session.execute(select(BatchItem, Render.format).outerjoin(
+        Render, Render.id == BatchItem.render_id).where(BatchItem.batch_id == batch.id)
+        .order_by(BatchItem.position)).all()
+    return [{"index": item.position, "status": item.status, "render": item.render_id,
+             "url": f"{public}/r/{item.key}.{EXTENSIONS[fmt]}" if item.key else None,
+             "error": item.error, "metadata": item.meta} for item, fmt in rows]

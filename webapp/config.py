@@ -40,6 +40,7 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "MAX_IMAGE_PIXELS": 40_000_000,
         "MAX_BATCH_ITEMS": 10_000,
         "RENDER_TIMEOUT": 30,
+        "SYNC_TIMEOUT": 10.0,  # a synchronous render past this answers 202 (0: wait for it)
         "JOB_STALE_SECONDS": None,  # default RENDER_TIMEOUT + 60: a started job older is orphaned
         # seconds between webhook attempts: 27.5 hours in all
         "WEBHOOK_RETRY_INTERVALS": "10,60,300,900,1800,3600,7200,14400,28800,43200",
@@ -54,7 +55,7 @@ def defaults(data_dir: Path) -> dict[str, Any]:
 
 _INTS = {"MAX_CONTENT_LENGTH", "MAX_CANVAS", "MAX_LAYERS", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS",
          "MAX_BATCH_ITEMS", "RENDER_TIMEOUT", "MONTHLY_QUOTA", "MAX_ASSET_BYTES"}
-_FLOATS = {"OUTBOUND_TIMEOUT", "JOB_STALE_SECONDS"}
+_FLOATS = {"OUTBOUND_TIMEOUT", "JOB_STALE_SECONDS", "SYNC_TIMEOUT"}
 
 
 def from_environment(environ: os._Environ | dict, known: dict[str, Any]) -> dict[str, Any]:

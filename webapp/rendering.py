@@ -4,10 +4,13 @@ assets and fonts and the guarded outbound session."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +33,8 @@ from .models.base import iso, utcnow
 from .models.render import storage_name
 from .storage import NotFound
 from .usage import release, reserve
+
+log = logging.getLogger(__name__)
 
 # request field -> layer property, by layer type (Placid's and Bannerbear's names, and ours)
 FIELD_MAP = {
@@ -354,9 +359,10 @@ def keyed(req: Request, workspace_id: int) -> Keyed:
 
 
 def perform(req: Request, *, workspace_id: int, api_key_id: int | None,
-            metadata: Any) -> tuple[dict[str, Any], bool]:
+            metadata: Any, wait: bool = False) -> tuple[dict[str, Any], bool]:
     """The render for ``req``: from storage when its key was rendered before (cached, free),
-    else rendered now, stored and counted. Returns (snapshot, cached)."""
+    else rendered now, stored and counted. Returns (snapshot, cached). Past SYNC_TIMEOUT the
+    snapshot is still 'rendering' (the render goes on), unless ``wait`` (workers wait)."""
     k = keyed(req, workspace_id)
     existing = find_completed(workspace_id, k.key)
     if existing is not None:
@@ -365,8 +371,69 @@ def perform(req: Request, *, workspace_id: int, api_key_id: int | None,
                  version=req.version.version, key=k.key, format=req.format, status="rendering",
                  meta=metadata, api_key_id=api_key_id)
     reserve(workspace_id, record=row)  # a process killed mid-render leaves this row to sweep
-    _render_row(row, req, k)
+    if wait:
+        _render_row(row, req, k)
+    elif not _render_within_limit(row, req, k):
+        return snapshot(row), False  # still rendering: the caller answers 202
     return _remember(snapshot(row)), False
+
+
+_renders_pool: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    global _renders_pool
+    if _renders_pool is None:
+        _renders_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="render")
+    return _renders_pool
+
+
+def _render_within_limit(row: Render, req: Request, k: Keyed) -> bool:
+    """Render for at most SYNC_TIMEOUT seconds; past that, the render goes on in this process
+    and completes its row itself, and the caller answers 202 (SPEC 6). False in that case."""
+    limit = current_app.config["SYNC_TIMEOUT"]
+    if not limit:
+        _render_row(row, req, k)
+        return True
+    app = current_app._get_current_object()
+    future = _pool().submit(_render_in, app, req, row.workspace_id, k)
+    try:
+        result = future.result(timeout=limit)
+    except FutureTimeout:
+        row_id = row.id
+        future.add_done_callback(lambda done: _finish_later(app, row_id, done))
+        return False
+    except RendererError as exc:
+        release(row.workspace_id)
+        _fail(row, exc)
+        raise
+    except BaseException:
+        release(row.workspace_id)
+        raise
+    _complete(row, result)
+    return True
+
+
+def _render_in(app, req: Request, workspace_id: int, k: Keyed) -> renderer.Rendered:
+    with app.app_context():
+        return run_renderer(req, workspace_id, k.rows, k.digests)
+
+
+def _finish_later(app, row_id: int, done) -> None:
+    """A render that outlasted the sync limit completes (or fails) its row when it ends."""
+    with app.app_context():
+        row = db.session.get(Render, row_id)
+        try:
+            result = done.result()
+        except RendererError as exc:
+            release(row.workspace_id)
+            _fail(row, exc)
+            return
+        except BaseException:  # the sweep fails the row once it is stale
+            log.exception("render %s ended with an unexpected error", row_id)
+            return
+        _complete(row, result)
+        _remember(snapshot(row))
 
 
 def _render_row(row: Render, req: Request, k: Keyed) -> None:

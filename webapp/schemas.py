@@ -224,7 +224,7 @@ class BatchOut(BaseModel):
     metadata: dict[str, Any] | None
     created_at: str
     completed_at: str | None
-    items: list[BatchItemOut]
+    items: list[BatchItemOut] | None
 
 
 Event = Literal["render.completed", "render.failed", "batch.completed", "sync.completed"]
@@ -264,3 +264,8 @@ class DeliveryOut(BaseModel):
 
 class DeliveryList(BaseModel):
     data: list[DeliveryOut]
+
+
+class BatchQuery(Strict):
+    items: bool = Field(True, description="false: progress only, without the items (cheap to "
+                                          "poll)")

@@ -177,3 +177,21 @@ def test_a_worker_killed_mid_render_loses_nothing(api, app, start_worker, slow_s
     renders = api.get("/renders").json()["data"]
     assert [r["id"] for r in renders] == [queued["id"]]  # rendered exactly once
     assert api.get("/me").json()["usage"]["renders"] == 1
+
+
+@pytest.mark.parametrize("settings", [{"SYNC_TIMEOUT": 0.5}], ids=["sync-limit-0.5s"])
+def test_a_synchronous_render_past_the_sync_limit_answers_202_and_completes(api, slow_site):
+    template = api.post("/templates", json=PHOTO).json()["id"]
+    started = time.monotonic()
+    answer = api.post("/renders", json={"template": template,
+                                        "variables": {"photo": slow_site}})
+    assert answer.status_code == 202, answer.text
+    assert time.monotonic() - started < 1.9  # the picture takes 2 s: we did not wait for it
+    render = answer.json()
+    assert (render["status"], render["url"]) == ("rendering", None)
+    done = wait_for(api, render["id"], "completed")  # no worker: this process finishes it
+    picture = open_image(api.get(done["url"]).content)
+    assert picture.convert("RGB").getpixel((40, 20)) == (37, 99, 235)
+    assert api.get("/me").json()["usage"]["renders"] == 1
+    repeat = api.post("/renders", json={"template": template, "variables": {"photo": slow_site}})
+    assert repeat.status_code == 200 and repeat.json()["cached"] is True

@@ -12,7 +12,7 @@ from ..models import Batch
 from ..openapi import operation, parse_body, validate
 from ..queues import BATCHES, QueueUnavailable, queue
 from ..rows import DataError, csv_rows
-from ..schemas import BatchBody, BatchOut
+from ..schemas import BatchBody, BatchOut, BatchQuery
 from ..webhooks import check_target
 
 bp = Blueprint("batches", __name__)
@@ -59,9 +59,11 @@ def create_batch():
 
 
 @operation(bp, "GET", "/batches/<int:batch_id>", summary="A batch's progress", tag="batches",
-           scope="render", responses={200: BatchOut}, errors=(401, 403, 404))
-def get_batch(batch_id: int):
+           scope="render", query=BatchQuery, responses={200: BatchOut},
+           errors=(400, 401, 403, 404))
+def get_batch(batch_id: int, query: BatchQuery):
     batch = db.session.get(Batch, batch_id)
     if batch is None or batch.workspace_id != authenticate().workspace_id:
         raise not_found("batch", batch_id)
-    return BatchOut.model_validate(batches.batch_object(batch)).model_dump(mode="json")
+    body = batches.batch_object(batch, items=query.items)
+    return BatchOut.model_validate(body).model_dump(mode="json")
