@@ -164,3 +164,21 @@ def test_a_worker_killed_mid_batch_loses_nothing_and_renders_nothing_twice(
     assert sorted(r["id"] for r in completed) == sorted(renders)
     sweep(app)  # the render cut off by the kill is failed and its quota given back
     assert api.get("/me").json()["usage"]["renders"] == 30
+
+
+def test_a_batch_whose_jobs_were_lost_in_a_redis_restart_completes(api, app, redis_url,
+                                                                  start_worker):  # noqa: F811
+    import redis
+    from test_async_renders import sweep
+
+    template = api.post("/templates", json=PRICE).json()["id"]
+    batch_id = api.post("/batches", json={"template": template, "items": items(60),
+                                          "merge": "zip"}).json()["id"]
+    redis.Redis.from_url(redis_url).flushdb()  # all three chunk jobs are gone
+    assert sweep(app) == 3
+    start_worker()
+    batch = wait_done(api, batch_id)
+    assert (batch["done"], batch["failed"]) == (60, 0)
+    assert len({item["render"] for item in batch["items"]}) == 60
+    assert len(zipfile.ZipFile(io.BytesIO(api.get(batch["merged_url"]).content)).namelist()) == 60
+    assert api.get("/me").json()["usage"]["renders"] == 60
