@@ -13,6 +13,7 @@ import io
 import os
 import tempfile
 from collections.abc import Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -163,3 +164,34 @@ def error_of(response, status: int) -> dict:
 def ink(image: Image.Image, rgb: tuple[int, int, int], tolerance: int = 40) -> int:
     """How many pixels are within ``tolerance`` of ``rgb`` in every channel."""
     return int((np.abs(rgba(image)[..., :3] - rgb).max(axis=-1) <= tolerance).sum())
+
+
+@contextmanager
+def picture_site(color: tuple[int, int, int], delay: float):
+    """A remote site on loopback (allowlisted in the web tests) whose picture, a small square of
+    ``color``, takes ``delay`` seconds to arrive. Yields its URL."""
+    import http.server
+    import threading
+    import time
+
+    picture = png_bytes(solid(color, (8, 8)))
+
+    class Slow(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            time.sleep(delay)
+            self.send_response(200)
+            self.send_header("Content-Type", "image/png")
+            self.send_header("Content-Length", str(len(picture)))
+            self.end_headers()
+            self.wfile.write(picture)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/photo.png"
+    finally:
+        server.shutdown()
+        server.server_close()

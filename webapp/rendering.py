@@ -398,19 +398,12 @@ def _render_within_limit(row: Render, req: Request, k: Keyed) -> bool:
     app = current_app._get_current_object()
     future = _pool().submit(_render_in, app, req, row.workspace_id, k)
     try:
-        result = future.result(timeout=limit)
+        future.exception(timeout=limit)  # waits for the render, whatever its outcome
     except FutureTimeout:
         row_id = row.id
         future.add_done_callback(lambda done: _finish_later(app, row_id, done))
         return False
-    except RendererError as exc:
-        release(row.workspace_id)
-        _fail(row, exc)
-        raise
-    except BaseException:
-        release(row.workspace_id)
-        raise
-    _complete(row, result)
+    _record_outcome(row, future.result)
     return True
 
 
@@ -424,31 +417,38 @@ def _finish_later(app, row_id: int, done) -> None:
     with app.app_context():
         row = db.session.get(Render, row_id)
         try:
-            result = done.result()
-        except RendererError as exc:
-            release(row.workspace_id)
-            _fail(row, exc)
+            _record_outcome(row, done.result)
+        except Exception:  # recorded on the row; nobody is waiting for this answer
+            log.exception("render %s failed after the sync limit", row_id)
             return
-        except BaseException:  # the sweep fails the row once it is stale
-            log.exception("render %s ended with an unexpected error", row_id)
-            return
-        _complete(row, result)
         _remember(snapshot(row))
 
 
 def _render_row(row: Render, req: Request, k: Keyed) -> None:
-    """Render into ``row`` (its quota already reserved): stored and completed, or failed with
-    the quota given back. A ``RendererError`` is re-raised after being recorded."""
+    """Render into ``row`` (its quota already reserved); see ``_record_outcome``."""
+    _record_outcome(row, lambda: run_renderer(req, row.workspace_id, k.rows, k.digests))
+
+
+def _record_outcome(row: Render, produce) -> None:
+    """Complete ``row`` with what ``produce()`` renders (stored, then recorded), or fail it
+    and give its quota back; the error is re-raised after being recorded. Only a process that
+    dies leaves the row 'rendering', for the scheduler's sweep (which gives the quota back
+    once)."""
     try:
-        result = run_renderer(req, row.workspace_id, k.rows, k.digests)
+        result = produce()
     except RendererError as exc:
-        release(row.workspace_id)
-        _fail(row, exc)
+        _give_up(row, exc)
         raise
-    except BaseException:
-        release(row.workspace_id)
+    except Exception as exc:
+        _give_up(row, RendererError(f"the render failed unexpectedly ({exc.__class__.__name__})",
+                                    code="internal_error"))
         raise
     _complete(row, result)
+
+
+def _give_up(row: Render, exc: RendererError) -> None:
+    release(row.workspace_id)
+    _fail(row, exc)
 
 
 # ---------------------------------------------------------------- in the background

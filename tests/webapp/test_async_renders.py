@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from helpers import error_of, ink, open_image
+from helpers import error_of, ink, open_image, picture_site
 from samples import HEADLINE
 
 RED = (220, 38, 38)
@@ -108,30 +108,8 @@ PHOTO = {
 @pytest.fixture
 def slow_site() -> Iterator[str]:
     """A picture on loopback (allowlisted in the tests) that takes two seconds to arrive."""
-    import http.server
-    import threading
-
-    from helpers import png_bytes, solid
-
-    picture = png_bytes(solid((37, 99, 235), (8, 8)))
-
-    class Slow(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            time.sleep(2)
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(picture)))
-            self.end_headers()
-            self.wfile.write(picture)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Slow)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/photo.png"
-    server.shutdown()
-    server.server_close()
+    with picture_site((37, 99, 235), delay=2) as url:
+        yield url
 
 
 def sweep(app) -> int:

@@ -9,7 +9,7 @@ import zipfile
 from collections.abc import Iterator
 
 import pytest
-from helpers import error_of, open_image
+from helpers import error_of, open_image, picture_site
 from test_async_renders import start_worker  # noqa: F401  (fixture)
 
 from renderer.pdf import pdf_text
@@ -109,30 +109,8 @@ def test_a_csv_that_cannot_be_read_is_a_clear_400(api):
 @pytest.fixture
 def drip_site() -> Iterator[str]:
     """Pictures on loopback (allowlisted in the tests) that take 0.3 s each."""
-    import http.server
-    import threading
-
-    from helpers import png_bytes, solid
-
-    picture = png_bytes(solid((22, 163, 74), (8, 8)))
-
-    class Drip(http.server.BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
-            time.sleep(0.3)
-            self.send_response(200)
-            self.send_header("Content-Type", "image/png")
-            self.send_header("Content-Length", str(len(picture)))
-            self.end_headers()
-            self.wfile.write(picture)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Drip)
-    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/photo.png"
-    server.shutdown()
-    server.server_close()
+    with picture_site((22, 163, 74), delay=0.3) as url:
+        yield url
 
 
 @pytest.mark.parametrize("settings", [{"JOB_STALE_SECONDS": 1}], ids=["stale-after-1s"])
