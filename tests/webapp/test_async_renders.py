@@ -17,12 +17,22 @@ RED = (220, 38, 38)
 
 
 def worker_env(config: dict) -> dict:
-    names = ("DATABASE_URL", "REDIS_URL", "STORAGE_URL", "PUBLIC_URL", "SECRET_KEY",
-             "ENCRYPTION_KEY", "OUTBOUND_ALLOWLIST")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PIXELMERGE_", *names))}
-    env.update({name: str(config[name]) for name in names if config.get(name)})
+    """The test app's configuration, as the environment a worker process reads it from."""
+    from pathlib import Path
+
+    from webapp.config import ENV_NAMES, defaults
+
+    known = defaults(Path(config["DATA_DIR"]))
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PIXELMERGE_", *ENV_NAMES))}
+    for name, value in config.items():
+        if value is None or not isinstance(value, str | int | float):
+            continue
+        if name in ENV_NAMES:
+            env[name] = str(value)
+        elif name in known:
+            env[f"PIXELMERGE_{name}"] = str(value)
     env["PIXELMERGE_DATA"] = config["DATA_DIR"]
-    env["PIXELMERGE_MONTHLY_QUOTA"] = str(config.get("MONTHLY_QUOTA", 10_000))
     return env
 
 

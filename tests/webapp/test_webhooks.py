@@ -25,12 +25,14 @@ class Receiver:
     def __init__(self) -> None:
         self.calls: list[dict] = []
         self.statuses: list[int] = []
+        self.delays: list[float] = []  # seconds to sit on each request before answering
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 receiver.calls.append({"headers": dict(self.headers), "body": body})
+                time.sleep(receiver.delays.pop(0) if receiver.delays else 0)
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
@@ -167,3 +169,22 @@ def test_a_delivery_can_be_delivered_again(api, receiver, start_worker):  # noqa
     assert calls[0]["body"] == calls[1]["body"]  # the same event, freshly signed
     assert verify(calls[1], hook["secret"])["event"] == "render.completed"
     assert api.post(f"/hooks/{hook['id']}/deliveries/999999/redeliver").status_code == 404
+
+
+@pytest.mark.parametrize("settings", [{**FAST_RETRIES, "OUTBOUND_TIMEOUT": 0.5}],
+                         ids=["fast-retries-short-timeout"])
+def test_a_receiver_that_times_out_is_tried_again(api, receiver, start_worker):  # noqa: F811
+    hook = subscribe(api, receiver, "render.completed")
+    receiver.delays = [3]  # the first delivery is not answered in time
+    start_worker()
+    template = api.post("/templates", json=HEADLINE).json()["id"]
+    api.post("/renders", json={"template": template, "variables": {"title": "Slow"}})
+    receiver.wait(2)
+    deadline = time.monotonic() + 15
+    while (log := api.get(f"/hooks/{hook['id']}/deliveries").json()["data"])[0][
+            "status"] != "delivered":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    first, second = log[0]["attempts"]
+    assert first["status"] is None and "timed out" in first["error"].lower()
+    assert second["status"] == 200
