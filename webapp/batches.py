@@ -8,6 +8,7 @@ import hashlib
 import io
 import json
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from flask import current_app
@@ -21,7 +22,15 @@ from .extensions import db
 from .models import Batch, BatchItem, Render
 from .models.base import iso, utcnow
 from .models.render import storage_name
-from .rendering import Request, fold, format_of, load_version, perform, template_and_version
+from .rendering import (
+    Request,
+    fold,
+    format_of,
+    load_version,
+    record_rendered,
+    render_unrecorded,
+    template_and_version,
+)
 
 CHUNK = 25  # items per job
 
@@ -69,12 +78,19 @@ def render_chunk(batch_id: int, start: int) -> int:
         BatchItem.batch_id == batch_id, BatchItem.position >= start,
         BatchItem.position < start + CHUNK, BatchItem.status == "pending")
         .order_by(BatchItem.position)).all()
-    for item in items:
-        _render_item(batch, item)
+    app = current_app._get_current_object()
+    # one thread stores and records each item while this one renders the next: the file's
+    # fsync and the database work overlap the rendering instead of following it
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="record") as recorder:
+        futures = [_render_item(batch, item, recorder, app) for item in items]
+    for future in futures:
+        if future is not None:
+            future.result()  # a failed recording fails the job: RQ retries the chunk
     return len(items)
 
 
-def _render_item(batch: Batch, item: BatchItem) -> None:
+def _render_item(batch: Batch, item: BatchItem, recorder: ThreadPoolExecutor, app):
+    """Render one item; returns the future of its recording, or None when it is settled."""
     try:
         template, version = template_and_version(batch.workspace_id, batch.template_id,
                                                  batch.version)
@@ -84,13 +100,24 @@ def _render_item(batch: Batch, item: BatchItem) -> None:
         req = Request(template, version, tpl, variables, overrides, batch.format,
                       options.get("size"), options.get("scale", 1), options.get("quality"),
                       options.get("transparent", False))
-        snap, _ = perform(req, workspace_id=batch.workspace_id, api_key_id=batch.api_key_id,
-                          metadata=item.meta, wait=True)
+        done, row_id, result = render_unrecorded(req, workspace_id=batch.workspace_id,
+                                                 api_key_id=batch.api_key_id,
+                                                 metadata=item.meta)
     except (RendererError, ApiError) as exc:  # this item's own problem: it fails alone
         db.session.rollback()
         finish_item(batch, item, error=_error_of(exc))
-        return
-    finish_item(batch, item, render_id=snap["id"], key=snap["key"])
+        return None
+    if done is not None:
+        finish_item(batch, item, render_id=done["id"], key=done["key"])
+        return None
+    return recorder.submit(_record_item, app, batch.id, item.id, row_id, result)
+
+
+def _record_item(app, batch_id: int, item_id: int, row_id: int, result) -> None:
+    with app.app_context():
+        snap = record_rendered(row_id, result)
+        finish_item(db.session.get(Batch, batch_id), db.session.get(BatchItem, item_id),
+                    render_id=snap["id"], key=snap["key"])
 
 
 def _error_of(exc: Exception) -> dict[str, Any]:

@@ -359,10 +359,10 @@ def keyed(req: Request, workspace_id: int) -> Keyed:
 
 
 def perform(req: Request, *, workspace_id: int, api_key_id: int | None,
-            metadata: Any, wait: bool = False) -> tuple[dict[str, Any], bool]:
+            metadata: Any) -> tuple[dict[str, Any], bool]:
     """The render for ``req``: from storage when its key was rendered before (cached, free),
     else rendered now, stored and counted. Returns (snapshot, cached). Past SYNC_TIMEOUT the
-    snapshot is still 'rendering' (the render goes on), unless ``wait`` (workers wait)."""
+    snapshot is still 'rendering': the render goes on and completes its row itself."""
     k = keyed(req, workspace_id)
     existing = find_completed(workspace_id, k.key)
     if existing is not None:
@@ -371,9 +371,7 @@ def perform(req: Request, *, workspace_id: int, api_key_id: int | None,
                  version=req.version.version, key=k.key, format=req.format, status="rendering",
                  meta=metadata, api_key_id=api_key_id)
     reserve(workspace_id, record=row)  # a process killed mid-render leaves this row to sweep
-    if wait:
-        _render_row(row, req, k)
-    elif not _render_within_limit(row, req, k):
+    if not _render_within_limit(row, req, k):
         return snapshot(row), False  # still rendering: the caller answers 202
     return _remember(snapshot(row)), False
 
@@ -430,12 +428,17 @@ def _render_row(row: Render, req: Request, k: Keyed) -> None:
 
 
 def _record_outcome(row: Render, produce) -> None:
-    """Complete ``row`` with what ``produce()`` renders (stored, then recorded), or fail it
-    and give its quota back; the error is re-raised after being recorded. Only a process that
-    dies leaves the row 'rendering', for the scheduler's sweep (which gives the quota back
-    once)."""
+    """Complete ``row`` with what ``produce()`` renders (stored, then recorded); see
+    ``_produce`` for failures."""
+    _complete(row, _produce(row, produce))
+
+
+def _produce(row: Render, produce) -> renderer.Rendered:
+    """What ``produce()`` renders for ``row``; a failure fails the row and gives its quota
+    back, and is re-raised once recorded. Only a process that dies leaves the row 'rendering',
+    for the scheduler's sweep (which gives the quota back once)."""
     try:
-        result = produce()
+        return produce()
     except RendererError as exc:
         _give_up(row, exc)
         raise
@@ -443,7 +446,31 @@ def _record_outcome(row: Render, produce) -> None:
         _give_up(row, RendererError(f"the render failed unexpectedly ({exc.__class__.__name__})",
                                     code="internal_error"))
         raise
+
+
+def render_unrecorded(req: Request, *, workspace_id: int, api_key_id: int | None,
+                      metadata: Any) -> tuple[dict[str, Any] | None, int | None,
+                                              renderer.Rendered | None]:
+    """For workers that record on another thread while they render the next item: either
+    (snapshot of a completed render, None, None), or (None, row id, result) for a new render
+    whose row is reserved and must be completed with ``record_rendered``."""
+    k = keyed(req, workspace_id)
+    existing = find_completed(workspace_id, k.key)
+    if existing is not None:
+        return existing, None, None
+    row = Render(workspace_id=workspace_id, template_id=req.template.id,
+                 version=req.version.version, key=k.key, format=req.format, status="rendering",
+                 meta=metadata, api_key_id=api_key_id)
+    reserve(workspace_id, record=row)
+    result = _produce(row, lambda: run_renderer(req, workspace_id, k.rows, k.digests))
+    return None, row.id, result
+
+
+def record_rendered(row_id: int, result: renderer.Rendered) -> dict[str, Any]:
+    """Store and record what ``render_unrecorded`` rendered (in this thread's own session)."""
+    row = db.session.get(Render, row_id)
     _complete(row, result)
+    return _remember(snapshot(row))
 
 
 def _give_up(row: Render, exc: RendererError) -> None:
