@@ -23,12 +23,12 @@ from .models import Batch, BatchItem, Render
 from .models.base import iso, utcnow
 from .models.render import storage_name
 from .rendering import (
-    Request,
     fold,
     format_of,
     load_version,
     record_rendered,
     render_unrecorded,
+    stored_request,
     template_and_version,
 )
 
@@ -94,12 +94,9 @@ def _render_item(batch: Batch, item: BatchItem, recorder: ThreadPoolExecutor, ap
     try:
         template, version = template_and_version(batch.workspace_id, batch.template_id,
                                                  batch.version)
-        tpl = load_version(version)
-        variables, overrides = fold(tpl, item.variables, None, None)
-        options = batch.options or {}
-        req = Request(template, version, tpl, variables, overrides, batch.format,
-                      options.get("size"), options.get("scale", 1), options.get("quality"),
-                      options.get("transparent", False))
+        variables, overrides = fold(load_version(version), item.variables, None, None)
+        req = stored_request(template, version, variables, overrides, batch.format,
+                             batch.options or {})
         done, row_id, result = render_unrecorded(req, workspace_id=batch.workspace_id,
                                                  api_key_id=batch.api_key_id,
                                                  metadata=item.meta)

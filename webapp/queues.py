@@ -28,6 +28,16 @@ def redis_connection(app: Flask | None = None) -> Redis:
     return connection
 
 
+def require(name: str, what: str) -> Queue:
+    """The queue an API call needs, or a 503 saying that ``what`` cannot be done here."""
+    from .errors import ApiError
+
+    try:
+        return queue(name)
+    except QueueUnavailable as exc:
+        raise ApiError(503, "queue_unavailable", f"{what} are not available: {exc}") from None
+
+
 def queue(name: str, app: Flask | None = None) -> Queue:
     if name not in ALL:
         raise ValueError(f"unknown queue {name!r}")

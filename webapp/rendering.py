@@ -496,7 +496,7 @@ def enqueue(req: Request, *, workspace_id: int, api_key_id: int | None,
             metadata: Any, webhook_url: str | None = None) -> tuple[dict[str, Any], bool]:
     """An ``async`` render: answered from storage when done before, joined to a pending render
     of the same key, or recorded as pending and queued for a worker."""
-    from .queues import RENDERS, QueueUnavailable, queue
+    from .queues import RENDERS, require
     from .tasks.renders import queue_render
 
     k = keyed(req, workspace_id)
@@ -506,11 +506,7 @@ def enqueue(req: Request, *, workspace_id: int, api_key_id: int | None,
     pending = find_pending(workspace_id, k.key)
     if pending is not None:
         return snapshot(pending), False
-    try:
-        queue(RENDERS)  # Redis is configured (a render is only recorded when it can be queued)
-    except QueueUnavailable as exc:
-        raise ApiError(503, "queue_unavailable", f"async renders are not available: {exc}") \
-            from None
+    require(RENDERS, "async renders")  # a render is only recorded when it can be queued
     row = Render(workspace_id=workspace_id, template_id=req.template.id,
                  version=req.version.version, key=k.key, format=req.format, status="pending",
                  meta=metadata, api_key_id=api_key_id, params=params_of(req, webhook_url))
@@ -550,10 +546,16 @@ def complete_pending(render_id: int) -> str:
 
 def _request_of(row: Render, version: TemplateVersion) -> Request:
     params = row.params or {}
-    return Request(version.template, version, load_version(version), params.get("variables", {}),
-                   params.get("overrides", {}), row.format, params.get("size"),
-                   params.get("scale", 1), params.get("quality"),
-                   params.get("transparent", False))
+    return stored_request(version.template, version, params.get("variables", {}),
+                          params.get("overrides", {}), row.format, params)
+
+
+def stored_request(template: TemplateRow, version: TemplateVersion, variables: dict,
+                   overrides: dict, fmt: str, options: Mapping[str, Any]) -> Request:
+    """A request rebuilt from what a background render or a batch kept of it."""
+    return Request(template, version, load_version(version), variables, overrides, fmt,
+                   options.get("size"), options.get("scale", 1), options.get("quality"),
+                   options.get("transparent", False))
 
 
 def run_renderer(req: Request, workspace_id: int, rows: Mapping[str, Any],

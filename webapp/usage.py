@@ -21,13 +21,6 @@ def month_of(now: dt.datetime | None = None) -> str:
     return (now or utcnow()).strftime("%Y-%m")
 
 
-def quota_of(workspace: Workspace) -> int | None:
-    quota = workspace.monthly_quota
-    if quota is None:
-        quota = current_app.config["MONTHLY_QUOTA"]
-    return quota or None  # 0 means unlimited
-
-
 def renders_this_month(workspace_id: int) -> int:
     used = db.session.scalar(select(Usage.renders).where(
         Usage.workspace_id == workspace_id, Usage.month == month_of()))
@@ -36,7 +29,7 @@ def renders_this_month(workspace_id: int) -> int:
 
 def summary(workspace: Workspace) -> dict:
     used = renders_this_month(workspace.id)
-    quota = quota_of(workspace)
+    quota = _quota(workspace.id) or None  # 0 means unlimited
     return {"month": month_of(), "renders": used, "quota": quota,
             "remaining": None if quota is None else max(0, quota - used)}
 

@@ -10,7 +10,7 @@ from ..errors import ApiError, not_found
 from ..extensions import db
 from ..models import Batch
 from ..openapi import operation, parse_body, validate
-from ..queues import BATCHES, QueueUnavailable, queue
+from ..queues import BATCHES, require
 from ..rows import DataError, csv_rows
 from ..schemas import BatchBody, BatchOut, BatchQuery
 from ..webhooks import check_target
@@ -43,10 +43,7 @@ def create_batch():
     """Answers 202 at once; workers render the items in chunks. Follow the progress with
     ``GET /batches/{id}``; each item fails alone with its reason."""
     principal = authenticate()
-    try:
-        queue(BATCHES)
-    except QueueUnavailable as exc:
-        raise ApiError(503, "queue_unavailable", f"batches are not available: {exc}") from None
+    require(BATCHES, "batches")
     body = _body()
     options = body.model_dump(include={"format", "size", "scale", "quality", "transparent"})
     if body.webhook_url:

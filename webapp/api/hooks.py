@@ -6,12 +6,12 @@ from __future__ import annotations
 from flask import Blueprint, Response
 
 from ..auth import authenticate
-from ..errors import ApiError, not_found
+from ..errors import not_found
 from ..extensions import db
 from ..models import Delivery, Hook
 from ..models.base import iso
 from ..openapi import operation
-from ..queues import WEBHOOKS, QueueUnavailable, queue
+from ..queues import WEBHOOKS, require
 from ..schemas import DeliveryList, DeliveryOut, HookIn, HookList, HookOut
 from ..webhooks import check_target, delivery_object, forget_hooks, queue_delivery
 
@@ -37,10 +37,7 @@ def _hook(hook_id: int) -> Hook:
 def create_hook(body: HookIn):
     """The answer's ``secret`` (shown once) verifies each delivery's Pixelmerge-Signature."""
     principal = authenticate()
-    try:
-        queue(WEBHOOKS)
-    except QueueUnavailable as exc:
-        raise ApiError(503, "queue_unavailable", f"webhooks are not available: {exc}") from None
+    require(WEBHOOKS, "webhooks")
     hook = Hook(workspace_id=principal.workspace_id, event=body.event,
                 target_url=check_target(body.target_url, "target_url"),
                 template_id=body.template)

@@ -125,20 +125,23 @@ def _sweep_batch(batch: Batch) -> int:
         BatchItem.batch_id == batch.id, BatchItem.status == "pending")).all()
     starts = sorted({position // CHUNK * CHUNK for position in positions})
     if not starts and batch.done + batch.failed == batch.total:
-        return _requeue_job(f"batch-{batch.id}-finish", lambda: queue_finish(batch.id))
+        finish_job = f"batch-{batch.id}-finish"
+        return _requeue_job(finish_job, lambda: queue_finish(batch.id)) \
+            if orphaned_job(finish_job) else 0
     queued = 0
     for start in starts:
-        if _chunk_attempts(batch, start) > MAX_ATTEMPTS:
+        job_id = f"batch-{batch.id}-{start}"
+        if not orphaned_job(job_id):
+            continue
+        if _count_attempt(batch, start) > MAX_ATTEMPTS:
             _abandon_chunk(batch, start)
             continue
-        queued += _requeue_job(f"batch-{batch.id}-{start}",
-                               lambda start=start: queue_chunk(batch.id, start))
+        queued += _requeue_job(job_id, lambda start=start: queue_chunk(batch.id, start))
     return queued
 
 
 def _requeue_job(job_id: str, enqueue) -> int:
-    if not orphaned_job(job_id):
-        return 0
+    """Queue an orphaned job again (its leftover, if any, deleted first)."""
     with contextlib.suppress(NoSuchJobError):
         Job.fetch(job_id, connection=redis_connection()).delete()
     enqueue()
@@ -146,10 +149,8 @@ def _requeue_job(job_id: str, enqueue) -> int:
     return 1
 
 
-def _chunk_attempts(batch: Batch, start: int) -> int:
-    """Counts how often the sweeper found this chunk orphaned (kept on the batch)."""
-    if not orphaned_job(f"batch-{batch.id}-{start}"):
-        return 0
+def _count_attempt(batch: Batch, start: int) -> int:
+    """Counts one more attempt at an orphaned chunk (kept on the batch); returns the count."""
     attempts = dict((batch.options or {}).get("attempts", {}))
     attempts[str(start)] = attempts.get(str(start), 1) + 1
     batch.options = {**(batch.options or {}), "attempts": attempts}
