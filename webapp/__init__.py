@@ -59,10 +59,11 @@ def _storage(app: Flask):
 
 
 def _register_blueprints(app: Flask) -> None:
-    from . import api, public
+    from . import api, inbound, public
 
     app.register_blueprint(api.bp)
     app.register_blueprint(public.bp)
+    app.register_blueprint(inbound.bp)
 
 
 @event.listens_for(Engine, "connect")

@@ -37,8 +37,9 @@ CHUNK = 25  # items per job
 
 def create(workspace_id: int, api_key_id: int | None, *, template_id: int,
            version: int | None, items: list[dict[str, Any]], options: dict[str, Any],
-           merge: str | None, metadata: Any) -> Batch:
-    limit = current_app.config["MAX_BATCH_ITEMS"]
+           merge: str | None, metadata: Any, run_id: int | None = None,
+           limit: int | None = None) -> Batch:
+    limit = limit or current_app.config["MAX_BATCH_ITEMS"]
     if not items:
         raise ApiError(400, "empty_batch", "items: a batch needs at least one item")
     if len(items) > limit:
@@ -48,7 +49,7 @@ def create(workspace_id: int, api_key_id: int | None, *, template_id: int,
     fmt = "pdf" if merge == "pdf" else format_of(options.pop("format", "png"))
     batch = Batch(workspace_id=workspace_id, template_id=template.id, version=head.version,
                   format=fmt, options=options, merge=merge, total=len(items), meta=metadata,
-                  api_key_id=api_key_id)
+                  api_key_id=api_key_id, run_id=run_id)
     db.session.add(batch)
     db.session.flush()
     db.session.execute(insert(BatchItem), [
@@ -86,6 +87,10 @@ def render_chunk(batch_id: int, start: int) -> int:
     for future in futures:
         if future is not None:
             future.result()  # a failed recording fails the job: RQ retries the chunk
+    if batch.run_id is not None:
+        from .syncs import after_chunk
+
+        after_chunk(batch.run_id)
     return len(items)
 
 
@@ -145,6 +150,11 @@ def finish(batch_id: int) -> str:
     batch = db.session.get(Batch, batch_id)
     if batch is None or batch.status == "completed":
         return "nothing to do"
+    if batch.run_id is not None:  # a sync's: its last write round completes it
+        from .syncs import batch_finished
+
+        batch_finished(batch.run_id)
+        return "written back"
     if batch.merge:
         try:
             batch.merged_key = _merge(batch)

@@ -31,6 +31,17 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "SECRET_KEY": None,
         "ENCRYPTION_KEY": None,
         "GOOGLE_SHEETS_API_URL": "https://sheets.googleapis.com",
+        "GOOGLE_SERVICE_ACCOUNT_FILE": None,
+        "GOOGLE_CLIENT_ID": None,
+        "GOOGLE_CLIENT_SECRET": None,
+        # where Authlib finds Google's OAuth endpoints (the emulator serves its own)
+        "GOOGLE_OPENID_CONFIG_URL": "https://accounts.google.com/.well-known/openid-configuration",
+        # Sheets syncs: bounded back-off on 429 and 5xx, rows per sync, writes per sync
+        "SHEETS_RETRIES": 5,
+        "SHEETS_BACKOFF": 1.0,  # seconds before the first retry; doubles each time
+        "SHEETS_TIMEOUT": 30.0,
+        "MAX_SYNC_ROWS": 50_000,
+        "SYNC_FLUSHES": 5,  # a large sync writes its outputs back in about this many rounds
         "OUTBOUND_ALLOWLIST": "",
         # limits (SPEC 12)
         "MAX_CONTENT_LENGTH": 10 * 1024 * 1024,
@@ -54,8 +65,10 @@ def defaults(data_dir: Path) -> dict[str, Any]:
 
 
 _INTS = {"MAX_CONTENT_LENGTH", "MAX_CANVAS", "MAX_LAYERS", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS",
-         "MAX_BATCH_ITEMS", "RENDER_TIMEOUT", "MONTHLY_QUOTA", "MAX_ASSET_BYTES"}
-_FLOATS = {"OUTBOUND_TIMEOUT", "JOB_STALE_SECONDS", "SYNC_TIMEOUT"}
+         "MAX_BATCH_ITEMS", "RENDER_TIMEOUT", "MONTHLY_QUOTA", "MAX_ASSET_BYTES",
+         "SHEETS_RETRIES", "MAX_SYNC_ROWS", "SYNC_FLUSHES"}
+_FLOATS = {"OUTBOUND_TIMEOUT", "JOB_STALE_SECONDS", "SYNC_TIMEOUT", "SHEETS_BACKOFF",
+           "SHEETS_TIMEOUT"}
 
 
 def from_environment(environ: os._Environ | dict, known: dict[str, Any]) -> dict[str, Any]:

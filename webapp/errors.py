@@ -9,6 +9,7 @@ from flask import Flask, jsonify
 from flask_limiter.errors import RateLimitExceeded
 from werkzeug.exceptions import HTTPException
 
+from connectors.base import SourceError
 from renderer.errors import LimitError, RendererError
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,10 @@ def register(app: Flask) -> None:
     @app.errorhandler(RendererError)
     def renderer_error(exc: RendererError):
         return error_response(renderer_status(exc), exc.code, str(exc), {"path": exc.path})
+
+    @app.errorhandler(SourceError)
+    def source_error(exc: SourceError):
+        return error_response(exc.status, exc.code, exc.message, exc.details)
 
     @app.errorhandler(RateLimitExceeded)
     def rate_limited(exc: RateLimitExceeded):

@@ -9,7 +9,8 @@ from rq import Queue
 RENDERS = "renders"
 BATCHES = "batches"
 WEBHOOKS = "webhooks"
-ALL = (RENDERS, BATCHES, WEBHOOKS)
+SYNCS = "syncs"  # reading a binding's sheet and writing its outputs back
+ALL = (RENDERS, BATCHES, SYNCS, WEBHOOKS)
 
 
 class QueueUnavailable(Exception):

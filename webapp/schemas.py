@@ -269,3 +269,163 @@ class DeliveryList(BaseModel):
 class BatchQuery(Strict):
     items: bool = Field(True, description="false: progress only, without the items (cheap to "
                                           "poll)")
+
+
+# ---------------------------------------------------------------- sources and bindings
+
+class SourceIn(Strict):
+    type: str = Field(min_length=1, max_length=40, description="see GET /connector-types")
+    name: str = Field(min_length=1, max_length=200)
+    config: dict[str, Any] = Field(default_factory=dict, description="as the type's schema "
+                                   "says; fields marked secret are stored encrypted")
+
+
+class SourceUpdate(Strict):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    config: dict[str, Any] | None = Field(None, description="replaces the configuration; "
+                                          "secret fields left out keep their stored value")
+
+
+class SourceOut(BaseModel):
+    id: int
+    type: str
+    name: str
+    config: dict[str, Any]
+    secrets_set: list[str] = Field(description="secret fields that hold a value (never shown)")
+    download_url: str | None = Field(description="uploaded files: the file with the outputs "
+                                                 "written in")
+    created_at: str
+    updated_at: str
+
+
+class SourceList(BaseModel):
+    data: list[SourceOut]
+
+
+class SourceTestOut(BaseModel):
+    ok: bool
+    title: str
+    columns: list[str]
+    rows: int
+
+
+class RowsQuery(Strict):
+    limit: int = Field(20, ge=1, le=1000)
+
+
+class RowOut(BaseModel):
+    row: int = Field(description="the row's number in the sheet")
+    values: dict[str, str]
+
+
+class RowsOut(BaseModel):
+    columns: list[str]
+    rows: list[RowOut]
+
+
+class ConnectorTypeOut(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    type: str
+    name: str
+    writable: bool
+    schema_: dict[str, Any] = Field(alias="schema")
+
+
+class ConnectorTypeList(BaseModel):
+    data: list[ConnectorTypeOut]
+
+
+class OutputSpec(Strict):
+    url_column: str = Field("Image", min_length=1, max_length=200)
+    status_column: str | None = Field(None, min_length=1, max_length=200)
+    thumbnail_column: str | None = Field(None, min_length=1, max_length=200)
+
+
+PollSeconds = Field(60, ge=0, le=86_400, description="0 turns polling off; at least 30")
+
+
+class BindingIn(Strict):
+    template: int = Field(ge=1, le=MAX_ID)
+    source: int = Field(ge=1, le=MAX_ID)
+    mapping: dict[str, str] = Field(default_factory=dict, description="template variable -> "
+                                    "column header; variables left out are auto-mapped")
+    output: OutputSpec = Field(default_factory=OutputSpec)
+    key_column: str | None = Field(None, max_length=200)
+    filter_column: str | None = Field(None, max_length=200)
+    format: Format = "png"
+    size: str | None = None
+    poll_seconds: int = PollSeconds
+
+
+class BindingUpdate(Strict):
+    template: int | None = Field(None, ge=1, le=MAX_ID)
+    mapping: dict[str, str] | None = None
+    output: OutputSpec | None = None
+    key_column: str | None = Field(None, max_length=200)
+    filter_column: str | None = Field(None, max_length=200)
+    format: Format | None = None
+    size: str | None = None
+    poll_seconds: int | None = Field(None, ge=0, le=86_400)
+
+
+class BindingOut(BaseModel):
+    id: int
+    template: int
+    source: int
+    mapping: dict[str, str]
+    output: dict[str, Any]
+    key_column: str | None
+    filter_column: str | None
+    format: str
+    size: str | None
+    poll_seconds: int | None
+    status: Literal["idle", "queued", "running", "ok", "error", "reconnect"]
+    error: dict[str, Any] | None
+    inbound_url: str
+    last_synced_at: str | None
+    next_poll_at: str | None
+    created_at: str
+    updated_at: str
+
+
+class BindingList(BaseModel):
+    data: list[BindingOut]
+
+
+class RunOut(BaseModel):
+    id: int
+    binding: int
+    trigger: str
+    status: Literal["queued", "reading", "rendering", "completed", "failed"]
+    version: int | None
+    rows_seen: int
+    rows_skipped: int
+    rows_current: int
+    to_render: int
+    rendered: int
+    written: int
+    errors: int
+    requests: int
+    error: dict[str, Any] | None
+    started_at: str
+    finished_at: str | None
+
+
+class RunList(BaseModel):
+    data: list[RunOut]
+
+
+class GoogleConnectOut(BaseModel):
+    authorize_url: str
+
+
+class GoogleAccountOut(BaseModel):
+    id: int
+    email: str
+    status: Literal["connected", "reconnect"]
+    created_at: str
+    updated_at: str
+
+
+class GoogleAccountList(BaseModel):
+    data: list[GoogleAccountOut]

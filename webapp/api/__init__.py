@@ -5,10 +5,10 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 
 from ..extensions import limiter
-from . import assets, batches, hooks, me, renders, templates
+from . import assets, batches, bindings, google, hooks, me, renders, sources, templates
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-for module in (me, templates, assets, renders, batches, hooks):
+for module in (me, templates, assets, renders, batches, hooks, sources, bindings, google):
     bp.register_blueprint(module.bp)
 
 # one budget per API key (or client address without one) across every API operation

@@ -4,11 +4,13 @@ from .account import Membership, User, Workspace
 from .apikey import SCOPES, ApiKey
 from .asset import Asset
 from .batch import Batch, BatchItem
+from .binding import Binding, SyncRun
 from .hook import Delivery, Hook
 from .render import Render
+from .source import GoogleAccount, Source
 from .template import Template, TemplateVersion
 from .usage import Usage
 
-__all__ = ["SCOPES", "ApiKey", "Asset", "Batch", "BatchItem", "Delivery", "Hook", "Membership",
-           "Render",
-           "Template", "TemplateVersion", "Usage", "User", "Workspace"]
+__all__ = ["SCOPES", "ApiKey", "Asset", "Batch", "BatchItem", "Binding", "Delivery",
+           "GoogleAccount", "Hook", "Membership", "Render", "Source", "SyncRun", "Template",
+           "TemplateVersion", "Usage", "User", "Workspace"]

@@ -33,6 +33,8 @@ class Batch(db.Model):
     meta: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON, default=None)
     api_key_id: Mapped[int | None] = mapped_column(
         ForeignKey("api_keys.id", ondelete="SET NULL"), default=None)
+    run_id: Mapped[int | None] = mapped_column(  # a binding's sync renders through a batch
+        ForeignKey("sync_runs.id", ondelete="CASCADE"), default=None, index=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
 
@@ -52,3 +54,5 @@ class BatchItem(db.Model):
         ForeignKey("renders.id", ondelete="SET NULL"), default=None)
     key: Mapped[str | None] = mapped_column(String(64), default=None)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, default=None)
+    # when its outcome reached its sink (a sync's sheet); None until then
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)

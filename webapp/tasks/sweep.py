@@ -14,7 +14,7 @@ from rq.job import Job, JobStatus
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Batch, BatchItem, Render
+from ..models import Batch, BatchItem, Render, SyncRun
 from ..models.base import utcnow
 from ..queues import redis_connection
 
@@ -33,8 +33,11 @@ def sweep(grace_seconds: float = 10.0) -> int:
     """One round of the scheduler: unfinished renders and batches that no live job will
     finish are queued again, and synchronous renders whose process died are failed with
     their quota given back. Returns how many jobs were queued."""
+    from ..syncs import poll
+
     fail_interrupted()
-    return sweep_renders(grace_seconds) + sweep_batches(grace_seconds)
+    queued = sweep_renders(grace_seconds) + sweep_batches(grace_seconds)
+    return queued + sweep_syncs(grace_seconds) + poll()
 
 
 def fail_interrupted() -> int:
@@ -170,3 +173,35 @@ def _abandon_chunk(batch: Batch, start: int) -> None:
             "code": "render_abandoned", "path": None,
             "message": f"the item could not be rendered after {MAX_ATTEMPTS} attempts "
                        f"(workers stopped or lost the job)"})
+
+
+def sweep_syncs(grace_seconds: float = 10.0) -> int:
+    """Syncs whose reading job was lost are queued again; after an hour they fail. (Their
+    rendering is a batch, swept above; its finish job does the last write round.)"""
+    from .syncs import queue_start
+
+    cutoff = utcnow() - dt.timedelta(seconds=grace_seconds)
+    runs = db.session.scalars(select(SyncRun).where(
+        SyncRun.status.in_(("queued", "reading")), SyncRun.started_at < cutoff)).all()
+    queued = 0
+    for run in runs:
+        if not orphaned_job(f"sync-{run.id}"):
+            continue
+        if run.started_at < utcnow() - dt.timedelta(hours=1):
+            _abandon_sync(run)
+            continue
+        run.status = "queued"
+        db.session.commit()
+        queued += _requeue_job(f"sync-{run.id}", lambda run_id=run.id: queue_start(run_id))
+    return queued
+
+
+def _abandon_sync(run: SyncRun) -> None:
+    from ..models import Binding
+
+    binding = db.session.get(Binding, run.binding_id)
+    run.status, run.finished_at = "failed", utcnow()
+    run.error = {"code": "sync_abandoned", "message": "workers stopped or lost the sync's job "
+                 "for an hour; the next sync starts afresh"}
+    binding.status, binding.error = "error", run.error
+    db.session.commit()
