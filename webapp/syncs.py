@@ -133,15 +133,17 @@ def start(run_id: int) -> str:
     db.session.commit()
     connector = None
     try:
-        connector = connect(db.session.get(Source, binding.source_id))
-        return _plan_and_queue(run, binding, connector)
+        source = db.session.get(Source, binding.source_id)
+        connector = connect(source)
+        return _plan_and_queue(run, binding, source, connector)
     except (SourceError, ApiError, RendererError) as exc:
         db.session.rollback()
         _fail(run, binding, exc, connector)
         return "failed"
 
 
-def _plan_and_queue(run: SyncRun, binding: Binding, connector: Connector) -> str:
+def _plan_and_queue(run: SyncRun, binding: Binding, source: Source,
+                    connector: Connector) -> str:
     template, version = template_and_version(binding.workspace_id, binding.template_id, None)
     tpl = load_version(version)
     table = connector.read()
@@ -155,6 +157,7 @@ def _plan_and_queue(run: SyncRun, binding: Binding, connector: Connector) -> str
     run.rows_current, run.rows_skipped = current, skipped
     run.plan = asdict(plan)
     _prepare_sheet(connector, table, columns, added, todo)
+    save_config(source, connector)
     run.requests = connector.requests
     if not todo:
         _complete(run, binding)
@@ -270,8 +273,7 @@ def maybe_flush(run_id: int) -> None:
 
 
 def _due(run_id: int) -> bool:
-    run = db.session.get(SyncRun, run_id)
-    db.session.refresh(run)
+    run = db.session.get(SyncRun, run_id, populate_existing=True)
     if run.status != "rendering":
         return False
     batch = _batch_of(run_id)
@@ -281,9 +283,8 @@ def _due(run_id: int) -> bool:
 
 
 def _batch_of(run_id: int) -> Batch:
-    batch = db.session.scalar(select(Batch).where(Batch.run_id == run_id))
-    db.session.refresh(batch)
-    return batch
+    return db.session.scalar(select(Batch).where(Batch.run_id == run_id)
+                             .execution_options(populate_existing=True))
 
 
 def _waiting_count(batch_id: int) -> int:
@@ -308,13 +309,15 @@ def _drop_lease(run_id: int) -> None:
 
 
 def _flush(run_id: int) -> None:
-    run = db.session.get(SyncRun, run_id)
-    binding = db.session.get(Binding, run.binding_id)
+    run = db.session.get(SyncRun, run_id, populate_existing=True)
+    binding = db.session.get(Binding, run.binding_id, populate_existing=True)
     batch = _batch_of(run_id)
     finished = batch.done + batch.failed == batch.total
+    # another thread or process finished these items: what this session holds may be stale
     items = db.session.scalars(select(BatchItem).where(
         BatchItem.batch_id == batch.id, BatchItem.status != "pending",
-        BatchItem.delivered_at.is_(None)).order_by(BatchItem.position)).all()
+        BatchItem.delivered_at.is_(None)).order_by(BatchItem.position)
+        .execution_options(populate_existing=True)).all()
     if not finished and len(items) < threshold(run):
         return
     source = db.session.get(Source, binding.source_id)
