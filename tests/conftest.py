@@ -10,6 +10,8 @@ import pytest
 import renderer
 from renderer.api import directory_assets
 
+pytest_plugins = ["fakes.fixtures"]  # the Sheets emulator: sheets_server, emulator
+
 
 @pytest.fixture(scope="session")
 def demo_dir() -> Path:

@@ -221,6 +221,36 @@ def demo(out: str) -> None:
     click.echo(f"Demo images are in {target.resolve()}")
 
 
+@main.command("sheets-emulator")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8090, show_default=True, type=int)
+@click.option("--data", default=None, type=click.Path(dir_okay=False),
+              help="A JSON file keeping spreadsheets, service accounts and grants between runs "
+                   "(default: memory only).")
+@click.option("--credentials", default="var/sheets-emulator-service-account.json",
+              show_default=True, type=click.Path(dir_okay=False),
+              help="Where to write the emulator's service-account JSON key.")
+@click.option("--quota-per-minute", default=None, type=click.IntRange(1),
+              help="Answer 429 past N reads (and N writes) a minute per principal.")
+@click.option("--client-id", default=None, help="The only OAuth client id accepted (default: any).")
+@click.option("--client-secret", default=None, help="Its client secret (default: any).")
+@click.option("--public-url", default=None,
+              help="How clients reach the emulator (default: http://HOST:PORT).")
+def sheets_emulator(host, port, data, credentials, quota_per_minute, client_id, client_secret,
+                    public_url) -> None:
+    """Serve a local emulator of the Google Sheets API (NOT Google) for tests and demos: the
+    API subset Pixelmerge uses, Google's token endpoints, a web view and fault switches."""
+    from .sheets_emulator import run
+
+    try:
+        run(host, port, credentials=credentials, public_url=public_url, echo=click.echo,
+            data_path=data, quota_per_minute=quota_per_minute, client_id=client_id,
+            client_secret=client_secret)
+    except (OSError, ValueError) as exc:
+        err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+
+
 def _register_service_commands() -> None:
     from .cli_service import admin, bootstrap, db, scheduler, serve, worker
 

@@ -1,0 +1,1 @@
+"""Stand-ins for outside services that tests reach over real HTTP on loopback."""
