@@ -9,6 +9,7 @@ is not used: it retries for ever and shares its counter between threads.
 
 from __future__ import annotations
 
+import datetime as dt
 import random
 import time
 from collections.abc import Callable
@@ -83,9 +84,23 @@ def client(*, credentials: Any = None, session: Session | None = None,
            timeout: float = 30.0) -> gspread.Client:
     """A gspread client on ``api_url``: pass google-auth ``credentials`` (a service account) or
     an authorised requests ``session`` (an OAuth user's)."""
+    if credentials is not None and api_url.rstrip("/") != GOOGLE_SHEETS_API_URL:
+        no_boundary_lookup(credentials)
     http = SheetsHTTPClient(credentials, session=session, api_url=api_url, backoff=backoff,
                             timeout=timeout)
     return gspread.Client(None, http_client=lambda auth, session=None: http)
+
+
+def no_boundary_lookup(credentials: Any) -> None:
+    """Recent google-auth looks up a "regional access boundary" at iamcredentials.googleapis.com
+    after each token refresh, in a background thread, sending the token. Against anything but
+    Google (the emulator) that would send its tokens to Google: a boundary known up front makes
+    google-auth skip the lookup (the setter is the one gcloud relies on; older google-auth has
+    none and does no lookup)."""
+    setter = getattr(credentials, "_set_regional_access_boundary", None)
+    if setter is not None:
+        expiry = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=3650)
+        setter({"encodedLocations": "0x0", "expiry": expiry})
 
 
 def service_account_credentials(info: dict[str, Any]) -> Any:

@@ -4,7 +4,6 @@ client (through ``connectors.google_api``) authenticated by real google-auth aga
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import threading
 from pathlib import Path
@@ -194,7 +193,6 @@ class SheetsEmulator:
         credentials = None
         if session is None:
             credentials = google_api.service_account_credentials(key or self.service_account_key)
-            _no_boundary_lookup(credentials)
         client = google_api.client(credentials=credentials, session=session, api_url=self.url,
                                    backoff=backoff, timeout=10)
         self._sessions.append(client.http_client.session)
@@ -238,12 +236,3 @@ class SheetsEmulator:
         return session
 
 
-def _no_boundary_lookup(credentials: Any) -> None:
-    """Recent google-auth looks up a "regional access boundary" at iamcredentials.googleapis.com
-    after each token refresh, in a background thread, sending the token: a request off
-    loopback. A boundary known up front makes it skip the lookup (the setter is the one
-    gcloud uses; older google-auth has none and does no lookup)."""
-    setter = getattr(credentials, "_set_regional_access_boundary", None)
-    if setter is not None:
-        expiry = dt.datetime.now(dt.UTC).replace(tzinfo=None) + dt.timedelta(days=1)
-        setter({"encodedLocations": "0x0", "expiry": expiry})
