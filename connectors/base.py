@@ -57,6 +57,7 @@ class Table:
     width: int = 0  # columns in use anywhere (header or data): new columns go after these
     columns_available: int | None = None  # the grid's width, where the source has one
     title: str = ""
+    worksheet: str | None = None  # the tab read, where the source has tabs
 
     def __post_init__(self) -> None:
         used = max([len(self.header), *(len(r.cells) for r in self.rows)], default=0)
@@ -96,6 +97,7 @@ class Connector:
         self.config = dict(config)
         self.secrets = dict(secrets)
         self.context = context
+        self.known_worksheet: str | None = None  # a tab found by an earlier read
 
     @property
     def requests(self) -> int:

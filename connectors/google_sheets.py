@@ -194,14 +194,17 @@ class GoogleSheets(Connector):
         return int(self.config.get("header_row") or 1)
 
     def _title(self) -> str:
-        return self.config.get("worksheet") or self._worksheet()["title"]
+        return (self.config.get("worksheet") or self.known_worksheet
+                or self._worksheet()["title"])
 
     def read(self) -> Table:
         sheet = self._worksheet()
         values = self._call("values_get", self.id, quote_title(sheet["title"]),
                             params={"valueRenderOption": "FORMATTED_VALUE"}).get("values", [])
-        return self._table(values, columns=sheet["gridProperties"]["columnCount"],
-                           title=sheet["spreadsheet_title"])
+        table = self._table(values, columns=sheet["gridProperties"]["columnCount"],
+                            title=sheet["spreadsheet_title"])
+        table.worksheet = sheet["title"]
+        return table
 
     def reread(self) -> Table:
         """The values again, in one request (the metadata is known)."""

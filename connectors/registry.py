@@ -39,6 +39,7 @@ def check_config(cls: type[Connector], config: Mapping[str, Any],
         where = ".".join(["config", *(str(p) for p in error.absolute_path)])
         raise SourceError("invalid_config", f"{where}: {error.message}", status=422,
                           details={"path": where})
+    cls(dict(config), {}, Context(settings))  # the type's own checks (no I/O)
 
 
 def split_secrets(cls: type[Connector], config: Mapping[str, Any],

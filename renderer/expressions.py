@@ -22,6 +22,7 @@ import functools
 import math
 import re
 import time
+import unicodedata
 import zoneinfo
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar
@@ -259,6 +260,7 @@ def _parse_number(text: str) -> int | float | None:
     text = text.strip()
     if not text:
         return None
+    text = _without_currency(text)
     if _GROUPED.fullmatch(text):
         text = text.replace(",", "")
     elif not _NUMBER.fullmatch(text):
@@ -269,6 +271,17 @@ def _parse_number(text: str) -> int | float | None:
     if not math.isfinite(number):
         raise ValueError(text)
     return number
+
+
+def _without_currency(text: str) -> str:
+    """A spreadsheet shows prices formatted ("$9.50", "-€1,200", "12 €"): one currency
+    symbol before or after the number is not part of it."""
+    sign, body = ("", text) if text[:1] not in "+-" else (text[0], text[1:].lstrip())
+    if body[:1] and unicodedata.category(body[0]) == "Sc":
+        return sign + body[1:].lstrip()
+    if body[-1:] and unicodedata.category(body[-1]) == "Sc":
+        return sign + body[:-1].rstrip()
+    return text
 
 
 _NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")

@@ -121,20 +121,28 @@ def session_for(workspace_id: int, account_id: int | None) -> OAuth2Session:
         row.token, row.updated_at = {**row.token, **dict(token)}, utcnow()
         db.session.commit()
 
-    return _RefreshingSession(account_id, _client(
-        token=account.token, token_endpoint=_metadata()["token_endpoint"], update_token=save))
+    endpoint = _metadata()["token_endpoint"]
+    return _RefreshingSession(account_id, endpoint, _client(
+        token=account.token, token_endpoint=endpoint, update_token=save))
 
 
 class _RefreshingSession:
-    """Proxies the Authlib session; a refused refresh marks the account for reconnecting."""
+    """Proxies the Authlib session (which refreshes tokens as they expire). A 401 before
+    then (Google ended the access token early) refreshes once and tries again; a refused
+    refresh marks the account for reconnecting."""
 
-    def __init__(self, account_id: int, session: OAuth2Session):
+    def __init__(self, account_id: int, token_endpoint: str, session: OAuth2Session):
         self._account_id = account_id
+        self._endpoint = token_endpoint
         self._session = session
         self.headers = session.headers
 
     def request(self, *args: Any, **kwargs: Any):
         try:
+            response = self._session.request(*args, **kwargs)
+            if response.status_code != 401:
+                return response
+            self._session.refresh_token(self._endpoint)
             return self._session.request(*args, **kwargs)
         except Exception as exc:
             if type(exc).__module__.startswith("authlib"):

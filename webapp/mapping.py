@@ -43,6 +43,7 @@ class Plan:
     url: str
     status: str | None
     thumbnail: str | None
+    worksheet: str | None = None  # the tab the first read found
 
     def outputs(self) -> list[str]:
         return [h for h in (self.url, self.status, self.thumbnail) if h]

@@ -149,6 +149,7 @@ def _plan_and_queue(run: SyncRun, binding: Binding, source: Source,
     table = connector.read()
     _check_size(table)
     plan = make_plan(binding, [*tpl.variables, *sorted(referenced_names(tpl))], table.header)
+    plan.worksheet = table.worksheet
     columns, missing = locate(plan, table)
     added = connector.add_columns(table, missing) if missing else {}
     columns = with_added(columns, plan, added)
@@ -347,8 +348,9 @@ def _flush(run_id: int) -> None:
 def _write_outcomes(connector: Connector, run: SyncRun, binding: Binding,
                     items: list[BatchItem]) -> int:
     """Re-read, then write each outcome to the rows that hold its data now."""
-    table = connector.reread() if hasattr(connector, "reread") else connector.read()
     plan = Plan(**run.plan)
+    connector.known_worksheet = plan.worksheet
+    table = connector.reread() if hasattr(connector, "reread") else connector.read()
     columns, missing = locate(plan, table)
     if missing:
         raise SourceError("output_column_missing", f"output: column {missing[0]!r} was "
@@ -389,12 +391,17 @@ def _outcome_cells(item: BatchItem, row, columns: Columns, ext: str) -> list[Cel
 # ---------------------------------------------------------------- endings
 
 
-def _complete(run: SyncRun, binding: Binding) -> None:
+def _close_batch(run: SyncRun) -> None:
+    """Count what the run's batch did and close it (what it rendered stays cached)."""
     batch = db.session.scalar(select(Batch).where(Batch.run_id == run.id))
     if batch is not None:
         run.errors = batch.failed
         run.rendered = _new_renders(batch, run.started_at)
         batch.status, batch.completed_at = "completed", utcnow()
+
+
+def _complete(run: SyncRun, binding: Binding) -> None:
+    _close_batch(run)
     run.status, run.finished_at = "completed", utcnow()
     binding.status, binding.error, binding.last_synced_at = "ok", None, run.finished_at
     _schedule_next(binding)
@@ -412,9 +419,7 @@ def _fail(run: SyncRun, binding: Binding, exc: Exception, connector: Connector |
     if connector is not None:
         run.requests += connector.requests
     run.status, run.finished_at, run.error = "failed", utcnow(), _error_of(exc)
-    batch = db.session.scalar(select(Batch).where(Batch.run_id == run.id))
-    if batch is not None:  # what it rendered stays cached; the next sync writes it
-        batch.status, batch.completed_at = "completed", utcnow()
+    _close_batch(run)
     binding.status = "reconnect" if getattr(exc, "reconnect", False) else "error"
     binding.error = run.error
     _schedule_next(binding)

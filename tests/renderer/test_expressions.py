@@ -209,12 +209,22 @@ def test_default_on_a_missing_variable_is_not_a_warning():
         ("{{ 44.1 | currency('eur', 'fr_FR') }}", f"44,10{NBSP}€"),
         ("{{ 1234 | currency('JPY', 'ja_JP') }}", "￥1,234"),
         ("{{ 44.1 | currency('GBP', 'en_GB') }}", "£44.10"),
+        # a sheet's formatted prices are numbers too
+        ("{{ '$1,234.50' | currency }}", "$1,234.50"),
+        ("{{ '-€12' | number }}", "-12"),
+        ("{{ '12 €' | number(1) }}", "12.0"),
     ],
 )
 def test_number_filters(source, expected):
     value = evaluate(source)
     assert value == expected
     assert type(value) is type(expected)
+
+
+@pytest.mark.parametrize("text", ["$", "$$5", "5 $ 5", "USD"])
+def test_a_currency_sign_alone_is_not_a_number(text):
+    with pytest.raises(ExpressionError, match="is not a number"):
+        evaluate("{{ x | currency }}", x=text)
 
 
 @pytest.mark.parametrize("source", ["{{ x | currency }}", "{{ x | number(2) }}", "{{ x | date }}"])
