@@ -23,8 +23,12 @@ run: setup
 	$(VENV)/bin/pixelmerge demo --out $(OUT)
 	$(VENV)/bin/pixelmerge bootstrap
 	@echo "Serving Pixelmerge on http://localhost:8000 (API docs: http://localhost:8000/docs)"
+	@[ -n "$$GOOGLE_SERVICE_ACCOUNT_FILE" ] || echo "No Google credentials set: the Sheets emulator (NOT Google) on http://127.0.0.1:8090 stands in"
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" PIXELMERGE_REDIS_PORT=$(RUN_REDIS_PORT) \
 	  REDIS_URL=redis://127.0.0.1:$(RUN_REDIS_PORT)/0 \
+	  GOOGLE_SHEETS_API_URL=$${GOOGLE_SHEETS_API_URL:-$$([ -n "$$GOOGLE_SERVICE_ACCOUNT_FILE" ] \
+	    && echo https://sheets.googleapis.com || echo http://127.0.0.1:8090)} \
+	  GOOGLE_SERVICE_ACCOUNT_FILE=$${GOOGLE_SERVICE_ACCOUNT_FILE:-$(CURDIR)/var/sheets-emulator-service-account.json} \
 	  $(VENV)/bin/honcho -f Procfile.local start
 
 test: setup

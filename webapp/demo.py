@@ -41,7 +41,8 @@ def _first_account() -> list[str]:
         return ["Accounts exist already; create keys with `pixelmerge admin create-api-key`."]
     password = secrets.token_urlsafe(12)
     create_user(DEMO_EMAIL, password, "Demo workspace")
-    _, token = issue_key(DEMO_EMAIL, ["render", "templates:read", "templates:write", "admin"],
+    _, token = issue_key(DEMO_EMAIL, ["render", "templates:read", "templates:write", "sources",
+                                       "admin"],
                          name="first key")
     return [f"First account: {DEMO_EMAIL} / password {password}",
             f"First API key (shown once): {token}"]
