@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import time
 from pathlib import Path
 
 import requests
+from batch_throughput import free_port, rows  # the same rows as the batch benchmark
 
 ROOT = Path(__file__).resolve().parent.parent
 CARD = ROOT / "renderer" / "demo" / "card.json"
@@ -32,19 +32,6 @@ HEADER = ["title", "subtitle", "price", "sku"]
 OUTPUT = {"url_column": "Image", "status_column": "Status", "thumbnail_column": "Preview"}
 WORKERS = 2
 WARMUP = 50  # two chunks of 25: both workers load fonts and images before the timed batch
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def rows(count: int) -> list[dict]:
-    """The batch's rows (as bench/batch_throughput.py)."""
-    return [{"title": f"Collection {i}: light linen shirts for long summer evenings",
-             "subtitle": "Free shipping on orders over $50", "price": 20 + i % 80,
-             "sku": f"S-{i}"} for i in range(count)]
 
 
 def sheet_rows(count: int, tag: str = "") -> list[list]:

@@ -11,15 +11,9 @@ import openpyxl
 import pytest
 from conftest import Api
 from helpers import error_of, open_image
+from samples import PRICE_CARD as CARD
 from test_async_renders import start_worker  # noqa: F401  (fixture)
 
-CARD = {
-    "name": "Card", "width": 160, "height": 80, "background": "#ffffff",
-    "variables": {"title": {"type": "text"}, "price": {"type": "number"}},
-    "layers": [{"name": "t", "type": "text", "x": 4, "y": 4, "width": 152, "height": 72,
-                "text": "{{ title }} {{ price | currency }}", "size": 16,
-                "color": "#000000"}],
-}
 ROWS = "Title,Price,Notes\nMug,12,keep me\n,,\nTee,abc,x\nCap,9,\n"
 
 

@@ -10,15 +10,9 @@ import pytest
 import requests
 from conftest import Api
 from helpers import error_of, open_image
+from samples import PRICE_CARD as CARD
 from test_async_renders import start_worker  # noqa: F401  (fixture)
 
-CARD = {
-    "name": "Card", "width": 160, "height": 80, "background": "#ffffff",
-    "variables": {"title": {"type": "text"}, "price": {"type": "number"}},
-    "layers": [{"name": "t", "type": "text", "x": 4, "y": 4, "width": 152, "height": 72,
-                "text": "{{ title }} {{ price | currency }}", "size": 16,
-                "color": "#000000"}],
-}
 HEADER = ["SKU", "Title", "Price", "Notes"]
 OUTPUT = {"url_column": "Image", "status_column": "Status", "thumbnail_column": "Preview"}
 
