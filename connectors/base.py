@@ -125,6 +125,10 @@ class Connector:
     def read(self) -> Table:
         raise NotImplementedError
 
+    def reread(self) -> Table:
+        """The rows again, after a first :meth:`read` (a source may skip what it knows)."""
+        return self.read()
+
     def read_rows(self, numbers: list[int]) -> Table:
         """The header and just these rows (an inbound webhook's row); default: a full read."""
         table = self.read()

@@ -135,9 +135,8 @@ def _write_back(connector: Connector, plan: Plan, wanted: str, targets: list[int
                 if r.number == number and columns.fingerprint(r) == wanted]
     else:
         rows = targets or []
-    cells = [Cell(n, col, value, formula) for n in rows for col, value, formula in (
-        (columns.url, url, False), (columns.status, "done", False),
-        (columns.thumbnail, f'=IMAGE("{url}")', True)) if col is not None]
+    cells = [Cell(n, col, value, formula) for n in rows
+             for col, value, formula in syncs.done_values(columns, url) if col is not None]
     connector.write(cells)
     return rows
 

@@ -33,7 +33,7 @@ from renderer.key import referenced_names
 
 from .errors import ApiError
 from .extensions import db
-from .mapping import STATUS_DONE, STATUS_QUEUED, Columns, Plan, letter, locate, make_plan
+from .mapping import STATUS_DONE, STATUS_QUEUED, Columns, Plan, locate, make_plan
 from .models import Batch, BatchItem, Binding, Render, Source, SyncRun
 from .models.base import iso, utcnow
 from .rendering import keyed, load_version, stored_request, template_and_version
@@ -350,7 +350,7 @@ def _write_outcomes(connector: Connector, run: SyncRun, binding: Binding,
     """Re-read, then write each outcome to the rows that hold its data now."""
     plan = Plan(**run.plan)
     connector.known_worksheet = plan.worksheet
-    table = connector.reread() if hasattr(connector, "reread") else connector.read()
+    table = connector.reread()
     columns, missing = locate(plan, table)
     if missing:
         raise SourceError("output_column_missing", f"output: column {missing[0]!r} was "
@@ -374,11 +374,15 @@ def _holders(table: Table, columns: Columns) -> dict[str, list]:
     return found
 
 
+def done_values(columns: Columns, url: str) -> list[tuple[int | None, str, bool]]:
+    """(column, value, is a formula) of a rendered row's outputs."""
+    return [(columns.url, url, False), (columns.status, STATUS_DONE, False),
+            (columns.thumbnail, f'=IMAGE("{url}")', True)]
+
+
 def _outcome_cells(item: BatchItem, row, columns: Columns, ext: str) -> list[Cell]:
     if item.status == "completed":
-        url = f"{_public()}/r/{item.key}.{ext}"
-        wanted = [(columns.url, url, False), (columns.status, STATUS_DONE, False),
-                  (columns.thumbnail, f'=IMAGE("{url}")', True)]
+        wanted = done_values(columns, f"{_public()}/r/{item.key}.{ext}")
     else:
         reason = (item.error or {}).get("message", "failed")
         wanted = [(columns.url, "", False),
@@ -477,6 +481,3 @@ def binding_object(binding: Binding) -> dict[str, Any]:
             "next_poll_at": iso(binding.next_poll_at),
             "created_at": iso(binding.created_at), "updated_at": iso(binding.updated_at)}
 
-
-def describe_columns(columns: Columns) -> dict[str, str]:
-    return {name: letter(col) for name, col in columns.inputs.items()}

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy import select
 
-from connectors.base import Connector, SourceError
+from connectors.base import SourceError
 from connectors.csv_file import FORMATS, file_format, store
 from connectors.registry import check_config, connector_class, connector_types, split_secrets
 
@@ -157,18 +157,14 @@ def delete_source(source_id: int):
 def test_source(source_id: int):
     """Reads the sheet once: its title, the header row's columns and how many rows have data.
     A sheet that is not shared answers 403 with the address to share it with."""
-    return _connector(get_source(source_id)).test_connection()
-
-
-def _connector(source: Source) -> Connector:
-    return syncs.connect(source)
+    return syncs.connect(get_source(source_id)).test_connection()
 
 
 @operation(bp, "GET", "/sources/<int:source_id>/rows", summary="A data source's first rows",
            tag="sources", scope="sources", query=RowsQuery, responses={200: RowsOut},
            errors=(401, 403, 404, 422, 503))
 def source_rows(source_id: int, query: RowsQuery):
-    table = _connector(get_source(source_id)).read()
+    table = syncs.connect(get_source(source_id)).read()
     named = [(i, h.strip()) for i, h in enumerate(table.header) if h.strip()]
     rows = [r for r in table.rows if not r.blank][:query.limit]
     return {"columns": [h for _, h in named],
