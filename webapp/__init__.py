@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    from . import config, errors, metrics, ratelimit
+    from . import config, errors, metrics, ratelimit, ui
     from .crypto import new_key
     from .extensions import db, limiter
 
@@ -41,6 +41,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.register(app)
     metrics.init_app(app)
     _register_blueprints(app)
+    ui.init_app(app)  # the web UI: sign-in sessions, CSRF on its forms, its pages
     return app
 
 

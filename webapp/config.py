@@ -61,12 +61,26 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         "MONTHLY_QUOTA": 10_000,  # renders per workspace per month; 0 means unlimited
         "RATE_LIMIT": "600 per minute",  # per API key
         "PUBLIC_RATE_LIMIT": "120 per minute",  # per client address on /u/
+        # the web UI: password-reset mail (printed in the log when SMTP_HOST is unset)
+        "SMTP_HOST": None,
+        "SMTP_PORT": 587,
+        "SMTP_USER": None,
+        "SMTP_PASSWORD": None,
+        "SMTP_FROM": "Pixelmerge <pixelmerge@localhost>",
+        "SMTP_STARTTLS": True,
+        "PASSWORD_RESET_SECONDS": 3600,  # how long a reset link works
+        "UI_MAX_TEMPLATE_BYTES": 2 * 1024 * 1024,  # an uploaded .json or .html template
+        # CSRF: checked by the UI blueprints, not app-wide (the API and hooks take no cookies)
+        "WTF_CSRF_CHECK_DEFAULT": False,
+        "WTF_CSRF_TIME_LIMIT": None,  # a form left open all day still posts (session-bound)
+        "SESSION_COOKIE_SAMESITE": "Lax",
     }
 
 
 _INTS = {"MAX_CONTENT_LENGTH", "MAX_CANVAS", "MAX_LAYERS", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS",
          "MAX_BATCH_ITEMS", "RENDER_TIMEOUT", "MONTHLY_QUOTA", "MAX_ASSET_BYTES",
-         "SHEETS_RETRIES", "MAX_SYNC_ROWS", "SYNC_FLUSHES"}
+         "SHEETS_RETRIES", "MAX_SYNC_ROWS", "SYNC_FLUSHES", "SMTP_PORT",
+         "PASSWORD_RESET_SECONDS", "UI_MAX_TEMPLATE_BYTES"}
 _FLOATS = {"OUTBOUND_TIMEOUT", "JOB_STALE_SECONDS", "SYNC_TIMEOUT", "SHEETS_BACKOFF",
            "SHEETS_TIMEOUT"}
 
@@ -84,7 +98,12 @@ def from_environment(environ: os._Environ | dict, known: dict[str, Any]) -> dict
     return found
 
 
+_BOOLS = {"SMTP_STARTTLS"}
+
+
 def _typed(name: str, value: str) -> Any:
+    if name in _BOOLS:
+        return value.strip().lower() in ("1", "true", "yes", "on")
     if name in _INTS:
         return int(value)
     if name in _FLOATS:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask import request
 from flask_limiter import Limiter
+from flask_login import LoginManager
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf.csrf import CSRFProtect
 from sqlalchemy.orm import DeclarativeBase
 
 
@@ -27,3 +29,9 @@ def rate_limit_key() -> str:
 
 
 limiter = Limiter(key_func=rate_limit_key, headers_enabled=True, default_limits=[])
+
+
+# The web UI: session sign-in, and CSRF tokens checked by the UI blueprints only (the API
+# authenticates with bearer keys, the public endpoints take no cookies).
+login_manager = LoginManager()
+csrf = CSRFProtect()
