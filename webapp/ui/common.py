@@ -60,8 +60,11 @@ def field_error(form: Form, path: str | None, message: str, fallback: str | None
     if target is None:
         flash(message, "error")
         return
-    prefix = f"{path}: "
-    text = message[len(prefix):] if path and message.startswith(prefix) else message
+    text = message
+    for prefix in (f"{path}: ", f"{name}: "):  # the field says where already
+        if path and text.startswith(prefix):
+            text = text[len(prefix):]
+    text = text[:1].upper() + text[1:]
     target.errors = [*(target.errors or []), text]
 
 
