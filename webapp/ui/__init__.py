@@ -23,6 +23,7 @@ bp = Blueprint("ui", __name__)
 AREAS = (auth, dashboard, templates, sources, bindings, batches, keys, hooks, usage)
 for _area in AREAS:
     bp.register_blueprint(_area.bp)
+errors.register(bp)
 
 
 class NavItem(NamedTuple):
@@ -60,7 +61,6 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     csrf.init_app(app)
     auth.init_login(login_manager)
-    errors.register(bp)
     app.register_blueprint(bp)
     app.context_processor(_layout)
     app.jinja_env.filters.update(iso=_iso, ago=_ago)

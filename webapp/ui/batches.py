@@ -16,7 +16,7 @@ from ..models import Batch
 from ..queues import BATCHES, QueueUnavailable, queue
 from ..rows import DataError, csv_rows
 from . import templates
-from .common import field_error, owned, workspace_id
+from .common import field_error, options, owned, workspace_id
 
 bp = Blueprint("batches", __name__)
 
@@ -26,16 +26,16 @@ class BatchForm(FlaskForm):
     file = FileField("CSV file", validators=[
         FileRequired("Choose a CSV file."), FileAllowed(["csv"], "Upload a .csv file.")],
         description="A header row with the template's variable names, then one row per picture.")
-    format = SelectField("Format", choices=[(f, f.upper()) for f in
-                                            ("png", "jpeg", "webp", "avif", "gif", "pdf")])
-    merge = SelectField("Download as", choices=[("", "Separate files"),
+    format = SelectField("Format", choices=options((f, f.upper()) for f in
+                                            ("png", "jpeg", "webp", "avif", "gif", "pdf")))
+    merge = SelectField("Download as", choices=options([("", "Separate files"),
                                                 ("zip", "One ZIP file"),
-                                                ("pdf", "One PDF, a page per row")])
+                                                ("pdf", "One PDF, a page per row")]))
 
 
 def batch_form() -> BatchForm:
     form = BatchForm()
-    form.template.choices = templates.choices()
+    form.template.choices = options(templates.choices())
     return form
 
 

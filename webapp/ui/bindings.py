@@ -26,7 +26,7 @@ from ..models.base import utcnow
 from ..queues import SYNCS, QueueUnavailable, queue
 from ..rendering import get_template, get_version, load_version
 from . import sources, templates
-from .common import field_error, owned, public_url, workspace_id
+from .common import field_error, options, owned, public_url, workspace_id
 from .errors import wants_json
 
 bp = Blueprint("bindings", __name__)
@@ -56,7 +56,7 @@ class BindingForm(FlaskForm):
                              description="Identifies a row when Zapier or Make push values.")
     filter_column = SelectField("Filter column", default=NONE,
                                 description="Only rows where it is TRUE are rendered.")
-    format = SelectField("Format", choices=[(f, f.upper()) for f in FORMATS], default="png")
+    format = SelectField("Format", choices=options((f, f.upper()) for f in FORMATS), default="png")
     size = SelectField("Size", default=NONE)
     poll_seconds = IntegerField("Poll every (seconds)", default=60, validators=[
         NumberRange(0, 86_400), _poll_check], description="0: only on Sync now and pushes.")
@@ -73,11 +73,12 @@ def binding_form(binding: Binding | None, header: list[str], tpl) -> BindingForm
                 "filter_column": binding.filter_column or NONE, "format": binding.format,
                 "size": binding.size or NONE, "poll_seconds": binding.poll_seconds or 0}
     form = BindingForm(data=data) if request.method == "GET" else BindingForm()
-    form.template.choices = templates.choices()
-    form.source.choices = sources.choices()
-    columns = [(NONE, "— none —"), *[(h, h) for h in header]]
-    form.key_column.choices = form.filter_column.choices = columns
-    form.size.choices = [(NONE, "Default"), *[(s, s) for s in (tpl.sizes if tpl else [])]]
+    form.template.choices = options(templates.choices())
+    form.source.choices = options(sources.choices())
+    form.key_column.choices = options([(NONE, "— none —"), *[(h, h) for h in header]])
+    form.filter_column.choices = options([(NONE, "— none —"), *[(h, h) for h in header]])
+    form.size.choices = options([(NONE, "Default"),
+                                *[(s, s) for s in (tpl.sizes if tpl else [])]])
     return form
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, flash, redirect, request, url_for
+from flask import abort, current_app, flash, redirect, request, session, url_for
 from flask_login import current_user
 from wtforms import Form
+from wtforms.fields.choices import SelectChoice
 
+from ..crypto import decrypt, encrypt
 from ..extensions import db
 from ..models import Workspace
 
@@ -70,3 +72,19 @@ def field_error(form: Form, path: str | None, message: str, fallback: str | None
 
 def public_url() -> str:
     return current_app.config["PUBLIC_URL"].rstrip("/")
+
+
+def options(pairs) -> list[SelectChoice]:
+    """``(value, label)`` pairs as select choices."""
+    return [SelectChoice(str(value), str(label)) for value, label in pairs]
+
+
+def show_once(name: str, secret: str) -> None:
+    """Keep a new secret for the next page only (POST, redirect, GET: a reload never creates
+    another), encrypted: the session is a cookie."""
+    session[f"once.{name}"] = encrypt(secret)
+
+
+def take_once(name: str) -> str | None:
+    sealed = session.pop(f"once.{name}", None)
+    return decrypt(sealed) if sealed else None

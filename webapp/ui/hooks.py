@@ -18,7 +18,7 @@ from ..models.hook import EVENTS
 from ..queues import WEBHOOKS, QueueUnavailable, queue
 from ..webhooks import check_target, delivery_object, forget_hooks, queue_delivery
 from . import templates
-from .common import field_error, owned, workspace_id
+from .common import field_error, options, owned, show_once, take_once, workspace_id
 
 bp = Blueprint("hooks", __name__)
 
@@ -28,13 +28,13 @@ class HookForm(FlaskForm):
         InputRequired("Where should we send the events?"), Length(max=2000)],
         description="We POST signed JSON there; a 2xx answer ends a delivery, others are "
                     "retried for a day, 410 unsubscribes.")
-    event = SelectField("Event", choices=[(e, e) for e in EVENTS])
+    event = SelectField("Event", choices=options((e, e) for e in EVENTS))
     template = SelectField("Only for template", coerce=lambda v: int(v) if v else None)
 
 
 def hook_form(formdata=...) -> HookForm:
     form = HookForm() if formdata is ... else HookForm(formdata=formdata)
-    form.template.choices = [("", "Any template"), *templates.choices()]
+    form.template.choices = options([("", "Any template"), *templates.choices()])
     return form
 
 
@@ -50,7 +50,7 @@ def page(form: HookForm, secret: str | None = None, status: int = 200):
 
 @bp.get("/webhooks")
 def index():
-    return page(hook_form())
+    return page(hook_form(), secret=take_once("hook"))
 
 
 @bp.post("/webhooks")
@@ -73,7 +73,8 @@ def create():
     db.session.add(hook)
     db.session.commit()
     forget_hooks(hook.workspace_id)
-    return page(hook_form(formdata=None), secret=secret)
+    show_once("hook", secret)
+    return redirect(url_for(".index"))
 
 
 @bp.get("/webhooks/<int:hook_id>")

@@ -16,7 +16,7 @@ from ..auth import forget
 from ..extensions import db
 from ..models import SCOPES, ApiKey
 from ..models.base import utcnow
-from .common import owned, workspace, workspace_id
+from .common import options, owned, show_once, take_once, workspace, workspace_id
 
 bp = Blueprint("keys", __name__)
 SCOPE_HELP = {"render": "render pictures, batches, webhooks",
@@ -35,9 +35,10 @@ class KeyForm(FlaskForm):
     name = StringField("Name", validators=[InputRequired("Name the key after where it is used."),
                                            Length(max=200)],
                        description="Where it is used, e.g. “Zapier” or “website”.")
-    scopes = CheckboxList("Scopes", choices=[(s, f"{s} — {SCOPE_HELP[s]}") for s in SCOPES],
+    scopes = CheckboxList("Scopes", choices=options(
+                              (s, f"{s} — {SCOPE_HELP[s]}") for s in SCOPES),
                           default=["render", "templates:read"])
-    expires = SelectField("Expires", choices=EXPIRY, default="never")
+    expires = SelectField("Expires", choices=options(EXPIRY), default="never")
     expires_on = DateField("Expiry date")
 
     def validate_scopes(self, field) -> None:
@@ -80,7 +81,7 @@ def page(form: KeyForm, token: str | None = None, status: int = 200):
 
 @bp.get("/keys")
 def index():
-    return page(KeyForm())
+    return page(KeyForm(), token=take_once("key"))
 
 
 @bp.post("/keys")
@@ -92,8 +93,8 @@ def create():
                               name=form.name.data.strip(), expires_at=form.expires_at())
     db.session.add(key)
     db.session.commit()
-    # shown in this answer only: it is stored as a digest, and never put in the session cookie
-    return page(KeyForm(formdata=None), token=token)
+    show_once("key", token)  # the key is stored only as a digest: this is its one showing
+    return redirect(url_for(".index"))
 
 
 @bp.post("/keys/<int:key_id>/revoke")

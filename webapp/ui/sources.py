@@ -41,7 +41,7 @@ from ..errors import ApiError
 from ..extensions import db
 from ..models import Binding, GoogleAccount, Source
 from ..models.base import utcnow
-from .common import field_error, owned, workspace_id
+from .common import field_error, options, owned, workspace_id
 
 bp = Blueprint("sources", __name__)
 UPLOAD_TYPE = "file"  # sources whose data is an uploaded file rather than settings
@@ -59,27 +59,27 @@ def _field(name: str, prop: dict[str, Any], required: bool, editing: bool):
         prop.get("secret") and editing) else [Optional()]
     kinds = prop.get("type")
     kinds = set(kinds) if isinstance(kinds, list) else {kinds}
-    options = {"validators": checks, "description": help_text,
-               "default": prop.get("default")}
+    settings_ = {"validators": checks, "description": help_text,
+                 "default": prop.get("default")}
     if name == "account":
         return SelectField(label, description=help_text, coerce=str, default="")
     if "enum" in prop:
         choices = [(str(v), str(v)) for v in prop["enum"]]
-        return SelectField(label, choices=choices if required or "default" in prop
-                           else [("", "—"), *choices], **options)
+        return SelectField(label, choices=options(choices if required or "default" in prop
+                                                  else [("", "—"), *choices]), **settings_)
     if kinds & {"object", "array"}:
         return TextAreaField(label, validators=[Optional(), _json_check], description=(
             help_text + " (JSON)").strip(), render_kw={"rows": 4, "spellcheck": "false"})
     if "integer" in kinds:
-        return IntegerField(label, **options, render_kw=_bounds(prop))
+        return IntegerField(label, **settings_, render_kw=_bounds(prop))
     if "number" in kinds:
-        return FloatField(label, **options, render_kw=_bounds(prop))
+        return FloatField(label, **settings_, render_kw=_bounds(prop))
     if "boolean" in kinds:
         return BooleanField(label, description=help_text, default=prop.get("default", False))
     if prop.get("secret"):
-        return TextAreaField(label, **{**options, "default": None},
+        return TextAreaField(label, **{**settings_, "default": None},
                              render_kw={"rows": 3, "autocomplete": "off", "spellcheck": "false"})
-    return StringField(label, **options)
+    return StringField(label, **settings_)
 
 
 def _bounds(prop: dict[str, Any]) -> dict[str, Any]:
@@ -112,8 +112,8 @@ def schema_form(type_: str, *, source: Source | None = None, formdata=...) -> Fl
     form.secret_fields = [k for k, v in props.items() if v.get("secret")]
     if "account" in props:
         accounts = google_accounts()
-        form.account.choices = [("", "The newest connected account"),
-                                *[(str(a.id), a.email) for a in accounts]]
+        form.account.choices = options([("", "The newest connected account"),
+                                        *[(a.id, a.email) for a in accounts]])
     return form
 
 
