@@ -81,7 +81,7 @@ class JsonHttpSource(Connector):
                            "description": "Picks one object (a live banner) or a list of "
                                           "objects (rows) out of the answer; the whole answer "
                                           "when omitted"},
-                "refresh_seconds": {"type": "integer", "minimum": 5, "maximum": 86400,
+                "refresh_seconds": {"type": "integer", "minimum": 1, "maximum": 86400,
                                     "default": 60, "title": "Refresh every (seconds)"},
                 "timeout_seconds": {"type": "number", "exclusiveMinimum": 0, "maximum": 60,
                                     "default": 10, "title": "Timeout (seconds)"},

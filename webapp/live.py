@@ -49,7 +49,6 @@ from .rendering import (
 log = logging.getLogger(__name__)
 bp = Blueprint("live", __name__)
 LOOKUP_SECONDS = 1.0  # a change of picture reaches every process within this
-MIN_REFRESH = 5
 
 
 # ---------------------------------------------------------------- serving

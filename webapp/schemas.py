@@ -449,7 +449,7 @@ class LiveIn(Strict):
                                     "price.amount); variables left out are auto-mapped")
     format: LiveFormat = "png"
     size: str | None = None
-    refresh_seconds: int | None = Field(None, ge=5, le=86_400, description="the source's "
+    refresh_seconds: int | None = Field(None, ge=1, le=86_400, description="the source's "
                                         "refresh_seconds when omitted")
     data: dict[str, Any] | None = Field(None, description="first data (banners without a "
                                         "source)")
@@ -462,7 +462,7 @@ class LiveUpdate(Strict):
     mapping: dict[str, str] | None = None
     format: LiveFormat | None = None
     size: str | None = None
-    refresh_seconds: int | None = Field(None, ge=5, le=86_400)
+    refresh_seconds: int | None = Field(None, ge=1, le=86_400)
 
 
 class LiveOut(BaseModel):

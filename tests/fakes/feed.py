@@ -4,6 +4,7 @@ answer slowly, with another status or content type, or with a redirect."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -61,10 +62,8 @@ class Feed:
         return '"' + hashlib.sha256(self.body).hexdigest()[:16] + '"'
 
     def _answer(self, handler: BaseHTTPRequestHandler) -> None:
-        try:
-            self._reply(handler)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client gave up (a timeout under test)
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            self._reply(handler)  # a client that gave up (a timeout under test) is no error
 
     def _reply(self, handler: BaseHTTPRequestHandler) -> None:
         length = int(handler.headers.get("Content-Length") or 0)

@@ -24,6 +24,7 @@ from ..schemas import LiveIn, LiveList, LiveOut, LiveUpdate
 from .sources import get_source
 
 bp = Blueprint("live_banners", __name__)
+NULLABLE = {"version", "name", "size"}  # null means: the latest version, no name, no size
 
 
 def _out(banner: LiveBanner) -> dict[str, Any]:
@@ -131,14 +132,16 @@ def get_banner_view(banner_id: int):
 def update_banner(banner_id: int, body: LiveUpdate):
     """Shows the banner's data again with the new settings (reading the source again)."""
     banner = get_banner(banner_id)
-    changes = body.model_dump(exclude_unset=True)
+    changes = {name: value for name, value in body.model_dump(exclude_unset=True).items()
+               if value is not None or name in NULLABLE}
     if "template" in changes:
-        banner.template_id = changes.pop("template")
+        changes["template_id"] = changes.pop("template")
     if "format" in changes:
         changes["format"] = _format(changes["format"])
+    template_and_version(banner.workspace_id, changes.get("template_id", banner.template_id),
+                         changes.get("version", banner.version))  # 404s before any change
     for name, value in changes.items():
         setattr(banner, name, value)
-    template_and_version(banner.workspace_id, banner.template_id, banner.version)
     try:
         if banner.source_id is not None:
             banner.etag = None  # read the whole answer again
