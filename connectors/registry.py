@@ -10,8 +10,10 @@ import jsonschema
 from .base import Connector, Context, SourceError, secret_fields
 from .csv_file import FileSource
 from .google_sheets import GoogleSheets
+from .json_http import JsonHttpSource
 
-CONNECTORS: dict[str, type[Connector]] = {c.type: c for c in (GoogleSheets, FileSource)}
+CONNECTORS: dict[str, type[Connector]] = {c.type: c for c in (GoogleSheets, FileSource,
+                                                               JsonHttpSource)}
 
 
 def connector_class(type_: str, settings: Mapping[str, Any]) -> type[Connector]:

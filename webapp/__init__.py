@@ -60,11 +60,13 @@ def _storage(app: Flask):
 
 
 def _register_blueprints(app: Flask) -> None:
-    from . import api, inbound, public
+    from . import api, experiments, inbound, live, public
 
     app.register_blueprint(api.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(inbound.bp)
+    app.register_blueprint(live.bp)
+    app.register_blueprint(experiments.bp)
 
 
 @event.listens_for(Engine, "connect")

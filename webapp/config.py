@@ -56,6 +56,7 @@ def defaults(data_dir: Path) -> dict[str, Any]:
         # seconds between webhook attempts: 27.5 hours in all
         "WEBHOOK_RETRY_INTERVALS": "10,60,300,900,1800,3600,7200,14400,28800,43200",
         "OUTBOUND_TIMEOUT": 10.0,
+        "MAX_SOURCE_BYTES": 5 * 1024 * 1024,  # a JSON source's answer
         "MAX_ASSET_BYTES": 20 * 1024 * 1024,
         # metering
         "MONTHLY_QUOTA": 10_000,  # renders per workspace per month; 0 means unlimited
@@ -78,8 +79,8 @@ def defaults(data_dir: Path) -> dict[str, Any]:
 
 
 _INTS = {"MAX_CONTENT_LENGTH", "MAX_CANVAS", "MAX_LAYERS", "MAX_IMAGE_BYTES", "MAX_IMAGE_PIXELS",
-         "MAX_BATCH_ITEMS", "RENDER_TIMEOUT", "MONTHLY_QUOTA", "MAX_ASSET_BYTES",
-         "SHEETS_RETRIES", "MAX_SYNC_ROWS", "SYNC_FLUSHES", "SMTP_PORT",
+         "MAX_SOURCE_BYTES", "MAX_BATCH_ITEMS", "RENDER_TIMEOUT", "MONTHLY_QUOTA",
+         "MAX_ASSET_BYTES", "SHEETS_RETRIES", "MAX_SYNC_ROWS", "SYNC_FLUSHES", "SMTP_PORT",
          "PASSWORD_RESET_SECONDS", "UI_MAX_TEMPLATE_BYTES"}
 _FLOATS = {"OUTBOUND_TIMEOUT", "JOB_STALE_SECONDS", "SYNC_TIMEOUT", "SHEETS_BACKOFF",
            "SHEETS_TIMEOUT"}

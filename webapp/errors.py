@@ -18,7 +18,7 @@ HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
     405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
     415: "unsupported_media_type", 422: "unprocessable", 429: "rate_limited",
-    500: "internal_error", 503: "unavailable",
+    500: "internal_error", 502: "bad_gateway", 503: "unavailable",
 }
 
 

@@ -1,5 +1,6 @@
-"""Outside ``/api/v1``: a binding's inbound webhook ``POST /hooks/in/<token>`` (Apps Script
-``onEdit``, Zapier or Make push one row) and the Google OAuth callback.
+"""Outside ``/api/v1``: the inbound webhook ``POST /hooks/in/<token>`` of a binding (Apps
+Script ``onEdit``, Zapier or Make push one row) or of a live banner (the body is its new data),
+and the Google OAuth callback.
 
 ``{"row": n}`` reads that row fresh, renders it and writes its outputs back after checking the
 row still holds the same data; ``{"values": {column: value, …}}`` renders the values as given
@@ -22,7 +23,7 @@ from . import syncs
 from .errors import ApiError
 from .extensions import db, limiter
 from .mapping import Columns, Plan, fingerprint, locate, make_plan
-from .models import Binding, Source
+from .models import Binding, LiveBanner, Source
 from .rendering import (
     load_version,
     perform,
@@ -38,9 +39,25 @@ bp = Blueprint("inbound", __name__)
 @limiter.limit(lambda: current_app.config["PUBLIC_RATE_LIMIT"])
 def inbound_hook(token: str):
     binding = db.session.scalar(select(Binding).where(Binding.inbound_token == token))
-    if binding is None:
+    if binding is not None:
+        return push_row(binding, _body())
+    banner = db.session.scalar(select(LiveBanner).where(LiveBanner.inbound_token == token))
+    if banner is None:
         raise ApiError(404, "hook_not_found", "no binding or live banner has this inbound URL")
-    return push_row(binding, _body())
+    return push_banner(banner)
+
+
+def push_banner(banner: LiveBanner) -> tuple[dict[str, Any], int]:
+    """A live banner's inbound hook: the body (JSON object or form fields) is its new data."""
+    from . import live
+
+    body = request.get_json(silent=True) if request.mimetype == "application/json" else \
+        request.form.to_dict()
+    if not isinstance(body, dict) or not body:
+        raise ApiError(400, "invalid_json", "send the banner's data as a JSON object or form "
+                       "fields")
+    snap = live.push(banner, body)
+    return render_object(snap, cached=False), 200
 
 
 def _body() -> dict[str, Any]:

@@ -24,6 +24,8 @@ ERROR_TEXT = {
     415: "Wrong content type",
     422: "The template, an expression or a resource failed; the error names the path",
     429: "Rate limit or monthly quota reached; see Retry-After",
+    502: "The data source answered with an error or could not be reached",
+    503: "A service it needs (the job queue) is not available",
 }
 
 

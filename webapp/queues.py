@@ -10,7 +10,8 @@ RENDERS = "renders"
 BATCHES = "batches"
 WEBHOOKS = "webhooks"
 SYNCS = "syncs"  # reading a binding's sheet and writing its outputs back
-ALL = (RENDERS, BATCHES, SYNCS, WEBHOOKS)
+LIVE = "live"  # refreshing live banners from their sources
+ALL = (RENDERS, BATCHES, SYNCS, LIVE, WEBHOOKS)
 
 
 class QueueUnavailable(Exception):

@@ -307,6 +307,8 @@ class SourceTestOut(BaseModel):
     title: str
     columns: list[str]
     rows: int
+    sample: dict[str, Any] | None = Field(None, description="JSON sources: the first object, "
+                                          "flattened as a mapping sees it")
 
 
 class RowsQuery(Strict):
@@ -429,3 +431,125 @@ class GoogleAccountOut(BaseModel):
 
 class GoogleAccountList(BaseModel):
     data: list[GoogleAccountOut]
+
+
+# ---------------------------------------------------------------- live banners (SPEC 8)
+
+LiveFormat = Literal["png", "jpeg", "jpg", "webp", "avif", "gif"]
+
+
+class LiveIn(Strict):
+    template: int = Field(ge=1, le=MAX_ID)
+    version: int | None = Field(None, ge=1, le=MAX_ID, description="the latest when omitted")
+    source: int | None = Field(None, ge=1, le=MAX_ID, description="a json_http source; "
+                               "without one the banner shows the data pushed to it")
+    name: str | None = Field(None, max_length=200)
+    mapping: dict[str, str] = Field(default_factory=dict, description="template variable -> "
+                                    "key of the selected object (nested keys dotted: "
+                                    "price.amount); variables left out are auto-mapped")
+    format: LiveFormat = "png"
+    size: str | None = None
+    refresh_seconds: int | None = Field(None, ge=1, le=86_400, description="the source's "
+                                        "refresh_seconds when omitted")
+    data: dict[str, Any] | None = Field(None, description="first data (banners without a "
+                                        "source)")
+
+
+class LiveUpdate(Strict):
+    template: int | None = Field(None, ge=1, le=MAX_ID)
+    version: int | None = Field(None, ge=1, le=MAX_ID)
+    name: str | None = Field(None, max_length=200)
+    mapping: dict[str, str] | None = None
+    format: LiveFormat | None = None
+    size: str | None = None
+    refresh_seconds: int | None = Field(None, ge=1, le=86_400)
+
+
+class LiveOut(BaseModel):
+    id: int
+    slug: str
+    name: str | None
+    url: str = Field(description="/live/<slug>.<ext>: the current picture")
+    data_url: str = Field(description="POST data here (API key with the render scope)")
+    inbound_url: str = Field(description="POST data here without a key (Zapier, Make)")
+    template: int
+    version: int | None
+    source: int | None
+    mapping: dict[str, str]
+    format: str
+    size: str | None
+    refresh_seconds: int
+    status: Literal["ok", "error"]
+    error: dict[str, Any] | None = Field(description="the last refresh's error; the last good "
+                                         "picture is still served")
+    data: dict[str, Any] | None
+    data_origin: Literal["source", "push"] | None
+    render_key: str | None
+    render_url: str | None = Field(description="the current picture's permanent /r/ URL")
+    refreshes: int
+    renders: int
+    refreshed_at: str | None
+    changed_at: str | None
+    next_refresh_at: str | None
+    created_at: str
+    updated_at: str
+
+
+class LiveList(BaseModel):
+    data: list[LiveOut]
+
+
+# ---------------------------------------------------------------- experiments (SPEC 9)
+
+
+class VariantIn(Strict):
+    template: int = Field(ge=1, le=MAX_ID)
+    version: int | None = Field(None, ge=1, le=MAX_ID, description="the latest when omitted")
+    weight: float = Field(1, gt=0, le=1_000_000)
+
+
+class ExperimentIn(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    variants: list[VariantIn] = Field(min_length=2, max_length=10)
+    goal_url: str = Field(min_length=1, max_length=2000, description="where clicks go")
+    format: LiveFormat = "png"
+    variables: dict[str, Any] = Field(default_factory=dict, description="the data every "
+                                      "variant is rendered with")
+
+
+class VariantOut(BaseModel):
+    index: int
+    template: int
+    version: int
+    weight: float
+    share: float = Field(description="the part of the traffic it gets now")
+    image_url: str
+    impressions: int
+    clicks: int
+    rate: float = Field(description="clicks / impressions")
+    probability_best: float = Field(description="P(its rate is the highest), from Beta(1 + "
+                                    "clicks, 1 + impressions - clicks) posteriors")
+
+
+class ExperimentOut(BaseModel):
+    id: int
+    name: str
+    image_url: str = Field(description="/x/<id>.<ext>: embed this")
+    click_url: str = Field(description="/x/<id>/click: link the image to this")
+    goal_url: str
+    format: str
+    variables: dict[str, Any]
+    variants: list[VariantOut]
+    winner: int | None
+    winner_at: str | None
+    clicks_without_visitor: int = Field(description="clicks that came without a visitor id "
+                                        "or cookie: sent to the goal, not counted")
+    created_at: str
+
+
+class ExperimentList(BaseModel):
+    data: list[ExperimentOut]
+
+
+class WinnerIn(Strict):
+    variant: int = Field(ge=0, description="the winning variant's index")

@@ -36,7 +36,7 @@ from .extensions import db
 from .mapping import STATUS_DONE, STATUS_QUEUED, Columns, Plan, locate, make_plan
 from .models import Batch, BatchItem, Binding, Render, Source, SyncRun
 from .models.base import iso, utcnow
-from .rendering import keyed, load_version, stored_request, template_and_version
+from .rendering import keyed, load_version, outbound, stored_request, template_and_version
 
 log = logging.getLogger(__name__)
 ACTIVE = ("queued", "reading", "rendering")
@@ -54,7 +54,9 @@ def context(workspace_id: int) -> Context:
                 "oauth_enabled": bool(config.get("GOOGLE_CLIENT_ID")),
                 "backoff": Backoff(retries=config["SHEETS_RETRIES"],
                                    base=config["SHEETS_BACKOFF"]),
-                "timeout": config["SHEETS_TIMEOUT"]}
+                "timeout": config["SHEETS_TIMEOUT"],
+                "http_policy": outbound().policy,
+                "max_source_bytes": config["MAX_SOURCE_BYTES"]}
     from .google_oauth import session_for
 
     return Context(settings, oauth_session=lambda account: session_for(workspace_id, account),

@@ -31,6 +31,7 @@ def upgrade() -> None:
     sa.Column('variables', sa.JSON(), nullable=False),
     sa.Column('winner', sa.Integer(), nullable=True),
     sa.Column('winner_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('stray_clicks', sa.BigInteger(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['workspace_id'], ['workspaces.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id')

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from fakes.feed import Feed
 from fakes.sheets import SheetsEmulator
 
 
@@ -23,3 +24,17 @@ def emulator(sheets_server: SheetsEmulator) -> Iterator[SheetsEmulator]:
     sheets_server.reset()
     yield sheets_server
     sheets_server.close_clients()
+
+
+@pytest.fixture(scope="session")
+def feed_server() -> Iterator[Feed]:
+    server = Feed()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def feed(feed_server: Feed) -> Feed:
+    """A JSON endpoint on loopback (127.0.0.1, on the test apps' allowlist), reset per test."""
+    feed_server.reset()
+    return feed_server

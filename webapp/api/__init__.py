@@ -5,10 +5,23 @@ from __future__ import annotations
 from flask import Blueprint, current_app
 
 from ..extensions import limiter
-from . import assets, batches, bindings, google, hooks, me, renders, sources, templates
+from . import (
+    assets,
+    batches,
+    bindings,
+    experiments,
+    google,
+    hooks,
+    live,
+    me,
+    renders,
+    sources,
+    templates,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
-for module in (me, templates, assets, renders, batches, hooks, sources, bindings, google):
+for module in (me, templates, assets, renders, batches, hooks, sources, bindings, google, live,
+               experiments):
     bp.register_blueprint(module.bp)
 
 # one budget per API key (or client address without one) across every API operation

@@ -25,6 +25,7 @@ class Experiment(db.Model):
     variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     winner: Mapped[int | None] = mapped_column(Integer, default=None)  # a variant's index
     winner_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), default=None)
+    stray_clicks: Mapped[int] = mapped_column(BigInteger, default=0)  # without a visitor id
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     variants: Mapped[list[Variant]] = relationship(

@@ -37,7 +37,24 @@ def sweep(grace_seconds: float = 10.0) -> int:
 
     fail_interrupted()
     queued = sweep_renders(grace_seconds) + sweep_batches(grace_seconds)
-    return queued + sweep_syncs(grace_seconds) + poll()
+    return queued + sweep_syncs(grace_seconds) + poll() + sweep_live(grace_seconds)
+
+
+def sweep_live(grace_seconds: float = 10.0) -> int:
+    """Live banners whose refresh chain broke (their job lost with Redis, or its worker killed)
+    are queued again; experiments' counts move from Redis into the database."""
+    from ..experiments import flush_counts
+    from ..live import overdue
+    from .live import job_id, queue_refresh
+
+    queued = 0
+    for banner_id, due in overdue(grace_seconds):
+        if orphaned_job(job_id(banner_id, due)):
+            with contextlib.suppress(NoSuchJobError):
+                Job.fetch(job_id(banner_id, due), connection=redis_connection()).delete()
+            queued += queue_refresh(banner_id, due)
+    flush_counts()
+    return queued
 
 
 def fail_interrupted() -> int:

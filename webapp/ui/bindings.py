@@ -164,7 +164,8 @@ def _save(form: BindingForm, binding: Binding | None, template, source, tpl, hea
     except SourceError as exc:
         db.session.rollback()
         path = exc.details.get("path", "")
-        field_error(form, "url_column" if path == "output" else path, exc.message)
+        field_error(form, path, exc.message,
+                    fallback="url_column" if path == "output" else None)
         return None
     target.next_poll_at = (utcnow() + dt.timedelta(seconds=target.poll_seconds)
                            if target.poll_seconds else None)

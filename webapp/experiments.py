@@ -1,0 +1,273 @@
+"""A/B experiments on images (SPEC 9): ``GET /x/<id>.<ext>`` serves a variant and counts an
+impression, ``GET /x/<id>/click`` counts a click for the variant that visitor saw and redirects
+to the goal.
+
+A visitor is the ``v`` query parameter or, without one, a cookie set with the first image. The
+variant is a pure function of (experiment, visitor) and the weights, so a visitor sees the same
+variant every time and a click is credited without storing assignments. Counts are Redis
+``HINCRBY``s (atomic, one round trip); the scheduler moves them into the database: it renames
+the hash (atomic), adds it to the variants and records the flush's id in the same transaction,
+then deletes it, so a flush cut short is applied once when the next round finds it. Reads add
+what Redis holds on top of the database. Each variant is rendered once, at creation.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from flask import Blueprint, current_app, redirect, request
+from redis.exceptions import RedisError, ResponseError
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+
+from renderer.encode import EXTENSIONS
+
+from .errors import ApiError
+from .extensions import db
+from .models import CountFlush, Experiment, Variant
+from .models.base import iso
+from .models.render import storage_name
+from .public import EXTENSION_FORMAT, _stored
+from .queues import redis_connection
+from .rendering import app_cache
+
+log = logging.getLogger(__name__)
+bp = Blueprint("experiments", __name__)
+COOKIE = "pm_visitor"
+LOOKUP_SECONDS = 1.0  # a declared winner reaches every process within this
+DRAWS = 20_000
+
+
+def counts_key(experiment_id: int) -> str:
+    return f"pm:x:{experiment_id}"
+
+
+# ---------------------------------------------------------------- serving
+
+
+@dataclass(frozen=True)
+class Running:
+    """What serving an experiment needs, kept in each process for LOOKUP_SECONDS."""
+
+    id: int
+    format: str
+    goal_url: str
+    keys: tuple[str, ...]
+    bounds: tuple[float, ...]  # cumulative weights, the last one the total
+    winner: int | None
+
+    def assign(self, visitor: str) -> int:
+        """The visitor's variant: the same one every time (until a winner is declared)."""
+        if self.winner is not None:
+            return self.winner
+        digest = hashlib.sha256(f"{self.id}:{visitor}".encode()).digest()
+        point = int.from_bytes(digest[:8], "big") / 2**64 * self.bounds[-1]
+        return min(bisect.bisect_right(self.bounds, point), len(self.keys) - 1)
+
+
+def running(experiment_id: int) -> Running | None:
+    cache = app_cache("experiments")
+    now = time.monotonic()
+    hit = cache.get(experiment_id)
+    if hit is not None and now - hit[0] < LOOKUP_SECONDS:
+        return hit[1]
+    experiment = db.session.get(Experiment, experiment_id, populate_existing=True) \
+        if 0 < experiment_id < 2**31 else None
+    found = None
+    if experiment is not None:
+        weights = [v.weight for v in experiment.variants]
+        found = Running(experiment.id, experiment.format, experiment.goal_url,
+                        tuple(v.render_key for v in experiment.variants),
+                        tuple(np.cumsum(weights).tolist()), experiment.winner)
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[experiment_id] = (now, found)
+    return found
+
+
+def forget(experiment_id: int) -> None:
+    app_cache("experiments").pop(experiment_id, None)
+
+
+def _running_or_404(experiment_id: int) -> Running:
+    found = running(experiment_id)
+    if found is None:
+        raise ApiError(404, "experiment_not_found", f"no experiment with id {experiment_id}")
+    return found
+
+
+def _visitor() -> tuple[str | None, bool]:
+    """(visitor id, whether it came with the request)."""
+    given = request.args.get("v") or request.cookies.get(COOKIE)
+    if given:
+        return given[:200], True
+    return None, False
+
+
+def _count(experiment_id: int, field: str) -> None:
+    try:
+        redis_connection().hincrby(counts_key(experiment_id), field, 1)
+    except RedisError as exc:  # the picture or the redirect matters more than one count
+        log.warning("experiment %s: %s not counted (%s)", experiment_id, field, exc)
+
+
+@bp.get("/x/<int:experiment_id>.<ext>")
+def impression(experiment_id: int, ext: str):
+    """A variant's picture, counted as an impression; never cached by browsers or proxies, so
+    each view is counted."""
+    found = _running_or_404(experiment_id)
+    if EXTENSION_FORMAT.get(ext.lower()) != found.format:
+        raise ApiError(404, "experiment_not_found", f"experiment {experiment_id} is served as "
+                       f".{EXTENSIONS[found.format]}, not .{ext}")
+    visitor, known = _visitor()
+    visitor = visitor or secrets.token_urlsafe(12)
+    index = found.assign(visitor)
+    _count(found.id, f"i{index}")
+    response = _stored(storage_name(found.keys[index], found.format), found.format)
+    response.headers["Cache-Control"] = "private, no-store"
+    if not known:
+        response.set_cookie(COOKIE, visitor, max_age=365 * 86400, httponly=True,
+                            samesite="Lax", secure=request.is_secure)
+    return response
+
+
+@bp.get("/x/<int:experiment_id>/click")
+def click(experiment_id: int):
+    """Counts a click for the visitor's variant and redirects to the goal. Without a visitor
+    (no ``v`` and no cookie) the click cannot be credited: the visitor still goes to the goal,
+    the click is counted apart (``clicks_without_visitor``) and the answer says why."""
+    found = _running_or_404(experiment_id)
+    visitor, _ = _visitor()
+    response = redirect(found.goal_url, code=302)
+    response.headers["Cache-Control"] = "no-store"
+    if visitor is None:
+        _count(found.id, "u")
+        response.headers["Pixelmerge-Click"] = (
+            "not counted: no visitor id; add ?v=<visitor id> to the click URL (the same as on "
+            "the image URL) or let the image set its cookie first")
+        return response
+    index = found.assign(visitor)
+    _count(found.id, f"c{index}")
+    response.headers["Pixelmerge-Click"] = f"counted for variant {index}"
+    return response
+
+
+# ---------------------------------------------------------------- counts
+
+
+def _parse(counts: dict) -> dict[str, int]:
+    return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in counts.items()}
+
+
+def pending(experiment_id: int) -> dict[str, int]:
+    """Counts not yet in the database: the live hash and flushes not applied yet."""
+    connection = redis_connection()
+    total: dict[str, int] = {}
+    keys = [counts_key(experiment_id),
+            *connection.scan_iter(f"pm:xf:{experiment_id}:*", count=1000)]
+    for key in keys:
+        name = key.decode() if isinstance(key, bytes) else key
+        if name.startswith("pm:xf:") and db.session.get(CountFlush, name.rsplit(":", 1)[1]):
+            continue  # applied; its key is about to go
+        for field, n in _parse(connection.hgetall(key)).items():
+            total[field] = total.get(field, 0) + n
+    return total
+
+
+def flush_counts() -> int:
+    """The scheduler's round: counts from Redis into the database, each exactly once. Returns
+    how many experiments had counts."""
+    connection = redis_connection()
+    for key in list(connection.scan_iter("pm:x:*", count=1000)):
+        name = key.decode() if isinstance(key, bytes) else key
+        try:
+            connection.rename(name, f"pm:xf:{name.split(':')[2]}:{uuid.uuid4().hex}")
+        except ResponseError:  # gone meanwhile (another scheduler took it)
+            continue
+    applied = 0
+    for key in list(connection.scan_iter("pm:xf:*", count=1000)):
+        applied += _apply(connection, key.decode() if isinstance(key, bytes) else key)
+    return applied
+
+
+def _apply(connection, key: str) -> int:
+    _, _, experiment_id, flush_id = key.split(":")
+    if db.session.get(CountFlush, flush_id) is None:
+        counts = _parse(connection.hgetall(key))
+        _add(int(experiment_id), counts)
+        db.session.add(CountFlush(id=flush_id))
+        try:
+            db.session.commit()
+        except IntegrityError:  # another scheduler applied it first
+            db.session.rollback()
+    connection.delete(key)
+    return 1
+
+
+def _add(experiment_id: int, counts: dict[str, int]) -> None:
+    for field, n in counts.items():
+        if field == "u":
+            db.session.execute(update(Experiment).where(Experiment.id == experiment_id)
+                               .values(stray_clicks=Experiment.stray_clicks + n))
+            continue
+        column = {"i": "impressions", "c": "clicks"}.get(field[:1])
+        if column is None or not field[1:].isdigit():
+            continue
+        db.session.execute(update(Variant).where(
+            Variant.experiment_id == experiment_id, Variant.position == int(field[1:]))
+            .values({column: getattr(Variant, column) + n}))
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def probability_best(counts: list[tuple[int, int]], draws: int = DRAWS) -> list[float]:
+    """P(each variant's click rate is the highest) under Beta(1 + clicks, 1 + impressions -
+    clicks) posteriors, by sampling; the seed comes from the counts so an answer is stable."""
+    seed = int.from_bytes(hashlib.sha256(repr(counts).encode()).digest()[:8], "big")
+    rng = np.random.default_rng(seed)
+    samples = np.column_stack([rng.beta(1 + clicks, 1 + max(shown - clicks, 0), draws)
+                               for shown, clicks in counts])
+    best = np.bincount(samples.argmax(axis=1), minlength=len(counts))
+    return [round(float(n) / draws, 4) for n in best]
+
+
+def experiment_object(experiment: Experiment) -> dict[str, Any]:
+    public = current_app.config["PUBLIC_URL"].rstrip("/")
+    ext = EXTENSIONS[experiment.format]
+    extra = pending(experiment.id)
+    counts = [(v.impressions + extra.get(f"i{v.position}", 0),
+               v.clicks + extra.get(f"c{v.position}", 0)) for v in experiment.variants]
+    chances = probability_best(counts)
+    total = sum(v.weight for v in experiment.variants)
+    variants = []
+    for v, (shown, clicked), chance in zip(experiment.variants, counts, chances, strict=True):
+        share = (1.0 if v.position == experiment.winner else 0.0) \
+            if experiment.winner is not None else v.weight / total
+        variants.append({
+            "index": v.position, "template": v.template_id, "version": v.version,
+            "weight": v.weight, "share": round(share, 4),
+            "image_url": f"{public}/r/{v.render_key}.{ext}", "impressions": shown,
+            "clicks": clicked, "rate": round(clicked / shown, 6) if shown else 0.0,
+            "probability_best": chance})
+    return {"id": experiment.id, "name": experiment.name,
+            "image_url": f"{public}/x/{experiment.id}.{ext}",
+            "click_url": f"{public}/x/{experiment.id}/click", "goal_url": experiment.goal_url,
+            "format": experiment.format, "variables": experiment.variables or {},
+            "variants": variants, "winner": experiment.winner,
+            "winner_at": iso(experiment.winner_at),
+            "clicks_without_visitor": experiment.stray_clicks + extra.get("u", 0),
+            "created_at": iso(experiment.created_at)}
+
+
+def workspace_experiments(workspace_id: int) -> list[Experiment]:
+    return list(db.session.scalars(select(Experiment).where(
+        Experiment.workspace_id == workspace_id).order_by(Experiment.id.desc())))
