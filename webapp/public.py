@@ -50,7 +50,7 @@ def _stored(name: str, fmt: str) -> Response:
     storage = current_app.extensions["storage"]
     path = storage.local_path(name)
     if path is not None:
-        if not path.is_file():
+        if storage.size(name) is None:  # missing, or not trusted (see LocalStorage)
             raise ApiError(404, "render_not_found", "no such render")
         return send_file(path, mimetype=MIME[fmt], conditional=False, etag=False)
     try:

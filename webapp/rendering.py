@@ -32,7 +32,7 @@ from .models import Template as TemplateRow
 from .models.base import iso, utcnow
 from .models.render import storage_name
 from .storage import NotFound
-from .usage import release, reserve
+from .usage import recently_refused, release, reserve
 
 log = logging.getLogger(__name__)
 
@@ -315,7 +315,7 @@ def forget_assets(workspace_id: int) -> None:
 _COMPLETED = (select(Render.id, Render.workspace_id, Render.key, Render.status, Render.format,
                      Render.width, Render.height, Render.template_id, Render.version,
                      Render.warnings, Render.error, Render.meta, Render.created_at,
-                     Render.completed_at)
+                     Render.completed_at, Render.size_bytes)
               .where(Render.key == bindparam("key"), Render.workspace_id == bindparam("ws"),
                      Render.status == "completed")
               .order_by(Render.id).limit(1))
@@ -328,8 +328,10 @@ def find_completed(workspace_id: int, key: str) -> dict[str, Any] | None:
     if snap is not None and snap["workspace_id"] == workspace_id:
         return snap
     row = db.session.execute(_COMPLETED, {"key": key, "ws": workspace_id}).first()
-    if row is None or not current_app.extensions["storage"].exists(
-            storage_name(row.key, row.format)):
+    if row is None:
+        return None
+    size = current_app.extensions["storage"].size(storage_name(row.key, row.format))
+    if size is None or size != (row.size_bytes or size):  # missing or not whole: render again
         return None
     return _remember(snapshot(row))
 
@@ -370,7 +372,6 @@ def perform(req: Request, *, workspace_id: int, api_key_id: int | None,
     row = Render(workspace_id=workspace_id, template_id=req.template.id,
                  version=req.version.version, key=k.key, format=req.format, status="rendering",
                  meta=metadata, api_key_id=api_key_id)
-    reserve(workspace_id, record=row)  # a process killed mid-render leaves this row to sweep
     if not _render_within_limit(row, req, k):
         return snapshot(row), False  # still rendering: the caller answers 202
     return _remember(snapshot(row)), False
@@ -387,16 +388,28 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _render_within_limit(row: Render, req: Request, k: Keyed) -> bool:
-    """Render for at most SYNC_TIMEOUT seconds; past that, the render goes on in this process
-    and completes its row itself, and the caller answers 202 (SPEC 6). False in that case."""
-    limit = current_app.config["SYNC_TIMEOUT"]
-    if not limit:
-        _render_row(row, req, k)
-        return True
+    """Reserve the quota with ``row`` and render for at most SYNC_TIMEOUT seconds (0: no
+    limit); past that, the render goes on in this process and completes its row itself, and the
+    caller answers 202 (SPEC 6). False in that case.
+
+    The render starts at once on the pool while this thread reserves, so the two overlap.
+    Nothing of a render is stored or answered before its reservation is committed; when the
+    quota is used up the reservation fails, the request answers 429 and the finished render is
+    dropped. A workspace refused in the last seconds reserves first, so that a client over its
+    quota cannot keep the server rendering for nothing."""
     app = current_app._get_current_object()
+    reserved = recently_refused(row.workspace_id)
+    if reserved:
+        reserve(row.workspace_id, record=row)  # a process killed mid-render leaves it to sweep
     future = _pool().submit(_render_in, app, req, row.workspace_id, k)
+    if not reserved:
+        try:
+            reserve(row.workspace_id, record=row)
+        except BaseException:
+            future.cancel()  # the render's result, if it starts at all, is dropped
+            raise
     try:
-        future.exception(timeout=limit)  # waits for the render, whatever its outcome
+        future.exception(timeout=current_app.config["SYNC_TIMEOUT"] or None)  # any outcome
     except FutureTimeout:
         row_id = row.id
         future.add_done_callback(lambda done: _finish_later(app, row_id, done))
@@ -570,8 +583,10 @@ def run_renderer(req: Request, workspace_id: int, rows: Mapping[str, Any],
 
 def _complete(row: Render, result: renderer.Rendered) -> None:
     """Store the bytes first, then record the row: a row never points at a missing file."""
+    # not durable yet: the storage trusts the file only until a machine crash, unless its
+    # background fsync completed (a lost render is made again; see LocalStorage)
     current_app.extensions["storage"].put(storage_name(row.key, row.format), result.data,
-                                          content_type=result.mime)
+                                          content_type=result.mime, durable=False)
     row.status, row.width, row.height = "completed", result.width, result.height
     row.size_bytes, row.warnings, row.completed_at = len(result.data), result.warnings, utcnow()
     db.session.add(row)

@@ -4,8 +4,12 @@ the same bad names, so a key that works on one works on the other."""
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
+import logging
 import os
+import queue
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
@@ -21,6 +25,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 MAX_NAME_BYTES = 1024  # S3's key limit, applied to both backends so they accept the same names
 DEFAULT_CHUNK_SIZE = 1 << 16
 ACCEPTED_URLS = "file:///absolute/path, a plain folder path, or s3://bucket/prefix"
+
+log = logging.getLogger(__name__)
 
 
 class StorageError(Exception):
@@ -47,8 +53,10 @@ class NotFound(StorageError):
 class Storage(Protocol):
     """Where rendered files and uploaded assets live. Every method validates ``name`` first."""
 
-    def put(self, name: str, data: bytes, *, content_type: str) -> None:
-        """Store ``data``; readers see the old object or the new one, never a partial one."""
+    def put(self, name: str, data: bytes, *, content_type: str, durable: bool = True) -> None:
+        """Store ``data``; readers see the old object or the new one, never a partial one.
+        ``durable=False`` lets a backend return before the object is safe from a machine crash,
+        as long as it never serves a partial object after one (a render can be made again)."""
 
     def get(self, name: str) -> bytes:
         """The object's bytes; ``NotFound`` if there is none."""
@@ -155,10 +163,19 @@ class LocalStorage(Storage):
     so nothing is ever written outside ``root``; symlinks the operator placed inside it are
     followed on purpose (a mounted disk for renders, say).
 
-    Durability: each put fsyncs the file before renaming it into place, and then its folder.
-    Without that, a crash can leave an empty file under the final name, and a content-addressed
-    file is trusted forever ("cached", served ``immutable``). A few milliseconds per write is
-    cheap next to a render.
+    Durability: a put writes a private temp file and renames it into place, so a name never
+    shows half a file, not even when the writing process is killed (the kernel's page cache holds
+    the whole file). Against a crash of the machine the bytes must be on disk before the file is
+    trusted, since a content-addressed file is trusted forever ("cached", served ``immutable``)
+    and a crash can leave an empty or short file under the final name:
+    - ``put`` fsyncs the file before the rename (assets, merged batches);
+    - ``put(durable=False)`` (renders, which can be made again) renames at once, tags the file
+      with the kernel's boot id (an extended attribute) and leaves the fsync to a background
+      thread, which then marks the file durable by its mode (0644; it is 0600 until then, so a
+      web server serving the folder directly never sees it before it is durable either). Until
+      then the file is trusted only while the machine that wrote it is still up: after a crash
+      it reads as missing, so it is rendered and stored again instead of served short. Where
+      extended attributes are not supported such a put is durable like any other.
     """
 
     FILE_MODE = 0o644  # mkstemp makes 0600; objects are served, maybe by a web server as well
@@ -172,12 +189,13 @@ class LocalStorage(Storage):
     def _path(self, name: str) -> Path:
         return self.root.joinpath(*check_name(name).split("/"))
 
-    def put(self, name: str, data: bytes, *, content_type: str) -> None:
+    def put(self, name: str, data: bytes, *, content_type: str, durable: bool = True) -> None:
         path = self._path(name)
         _check_payload(data, content_type)  # the type is not kept: send_file guesses it again
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(path, data, self.FILE_MODE)
+            if _write_atomically(path, data, self.FILE_MODE, durable=durable):
+                _flusher.submit(path)
         except OSError as exc:
             raise StorageError(f"cannot write {name} under {self.root}: {_why(exc)}",
                                name=name) from exc
@@ -185,7 +203,10 @@ class LocalStorage(Storage):
     def get(self, name: str) -> bytes:
         path = self._path(name)
         try:
-            return path.read_bytes()
+            with path.open("rb") as file:
+                if not _trusted(file.fileno(), os.fstat(file.fileno())):
+                    raise FileNotFoundError
+                return file.read()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise NotFound(f"{name} does not exist under {self.root}", name=name) from None
         except OSError as exc:
@@ -202,7 +223,9 @@ class LocalStorage(Storage):
             return None
         except OSError as exc:
             raise StorageError(f"cannot look up {name}: {_why(exc)}", name=name) from exc
-        return stat.st_size if S_ISREG(stat.st_mode) else None
+        if not S_ISREG(stat.st_mode) or not _trusted(str(path), stat):
+            return None
+        return stat.st_size
 
     def delete(self, name: str) -> None:
         path = self._path(name)
@@ -214,7 +237,8 @@ class LocalStorage(Storage):
             raise StorageError(f"cannot delete {name}: {_why(exc)}", name=name) from exc
 
     def local_path(self, name: str) -> Path:
-        """Where ``name`` lives (whether or not it exists yet)."""
+        """Where ``name`` lives (whether or not it exists yet, or can be trusted: ask ``size``
+        before serving the file)."""
         return self._path(name)
 
     def check(self) -> None:
@@ -235,6 +259,9 @@ class LocalStorage(Storage):
             raise NotFound(f"{name} does not exist under {self.root}", name=name) from None
         except OSError as exc:
             raise StorageError(f"cannot read {name}: {_why(exc)}", name=name) from exc
+        if not _trusted(file.fileno(), os.fstat(file.fileno())):
+            file.close()
+            raise NotFound(f"{name} does not exist under {self.root}", name=name)
 
         def read(size: int) -> bytes:
             try:
@@ -245,7 +272,9 @@ class LocalStorage(Storage):
         return _Chunks(read, file.close, chunk_size)
 
 
-def _write_atomically(path: Path, data: bytes, mode: int) -> None:
+def _write_atomically(path: Path, data: bytes, mode: int, *, durable: bool = True) -> bool:
+    """Write ``path`` whole or not at all. True when the file still has to be made durable
+    (``durable=False``: renamed into place before its fsync, see ``LocalStorage``)."""
     # A private temp file per writer in the same folder, then one rename: concurrent puts of one
     # name each replace the whole file, and readers see the old or the new bytes, never a mix.
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
@@ -253,8 +282,10 @@ def _write_atomically(path: Path, data: bytes, mode: int) -> None:
         with os.fdopen(fd, "wb") as file:
             file.write(data)
             file.flush()
-            os.fchmod(file.fileno(), mode)
-            os.fsync(file.fileno())
+            pending = not durable and _tag_with_boot(file.fileno())
+            if not pending:
+                os.fchmod(file.fileno(), mode)
+                os.fsync(file.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -264,6 +295,106 @@ def _write_atomically(path: Path, data: bytes, mode: int) -> None:
     # rename lost in a crash only loses the object, which the app notices (it checks that a
     # render's file exists before answering from it) and renders again. Syncing the folder too
     # cost as much as the rest of the render's storage work.
+    return pending
+
+
+# -- files not yet durable -------------------------------------------------------------------------
+
+BOOT_XATTR = "user.pixelmerge.boot"
+DURABLE_BITS = 0o004  # other-readable: set only once the bytes are on disk (FILE_MODE)
+
+
+@functools.cache
+def _boot_id() -> bytes | None:
+    """This kernel's boot: a machine crash or restart changes it, a process crash does not."""
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_bytes().strip()
+    except OSError:
+        return None
+
+
+_no_xattrs: set[int] = set()  # devices that refused a tag: their puts are durable at once
+
+
+def _tag_with_boot(fd: int) -> bool:
+    boot = _boot_id()
+    device = os.fstat(fd).st_dev
+    if boot is None or not hasattr(os, "setxattr") or device in _no_xattrs:
+        return False
+    try:
+        os.setxattr(fd, BOOT_XATTR, boot)
+    except OSError:
+        _no_xattrs.add(device)
+        return False
+    return True
+
+
+def _trusted(file: int | str, stat: os.stat_result) -> bool:
+    """Durable, or written since this machine booted (then the page cache holds all of it)."""
+    if stat.st_mode & DURABLE_BITS:
+        return True
+    try:
+        return os.getxattr(file, BOOT_XATTR) == _boot_id()
+    except (OSError, AttributeError):
+        return False
+
+
+class _Flusher:
+    """One thread per process that fsyncs the files of ``put(durable=False)`` and then marks
+    them durable; the queue is drained at exit."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[Path] = queue.Queue()
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+
+    def submit(self, path: Path) -> None:
+        if self._pid != os.getpid():
+            self._start()
+        self._queue.put(path)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._queue = queue.Queue()  # a forked copy's items are the parent's to flush
+            threading.Thread(target=self._run, args=(self._queue,), name="storage-fsync",
+                             daemon=True).start()
+            if self._pid is None:
+                atexit.register(self.drain)
+            self._pid = os.getpid()
+
+    def drain(self) -> None:
+        """Wait until every file submitted so far in this process is durable."""
+        if self._pid == os.getpid():
+            self._queue.join()
+
+    @staticmethod
+    def _run(items: queue.Queue[Path]) -> None:
+        while True:
+            path = items.get()
+            try:
+                _make_durable(path)
+            except OSError as exc:  # stays trusted until a reboot, then is rendered again
+                log.warning("cannot make %s durable: %s", path, _why(exc))
+            finally:
+                items.task_done()
+
+
+def _make_durable(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return  # deleted since: nothing to keep
+    try:
+        os.fsync(fd)
+        os.fchmod(fd, LocalStorage.FILE_MODE)  # after the fsync: the mark never precedes the data
+    finally:
+        os.close(fd)
+
+
+_flusher = _Flusher()
+flush_pending = _flusher.drain
 
 
 def _why(exc: OSError) -> str:
@@ -351,7 +482,7 @@ class S3Storage(Storage):
         except BotoCoreError as exc:
             raise StorageError(f"cannot {action} {where}: {exc}", name=name) from exc
 
-    def put(self, name: str, data: bytes, *, content_type: str) -> None:
+    def put(self, name: str, data: bytes, *, content_type: str, durable: bool = True) -> None:
         key = self._key(name)
         _check_payload(data, content_type)
         with self._errors("write", name):  # an S3 PUT is atomic: readers never see half of it

@@ -45,6 +45,7 @@ def reserve(workspace_id: int, *, record: object | None = None) -> None:
                                               "quota": quota}).scalar()  # None: held back
     if counted is None:
         db.session.rollback()
+        _refusals()[workspace_id] = time.monotonic()
         raise _quota_exceeded(quota)
     if record is not None:
         db.session.add(record)
@@ -65,6 +66,17 @@ def _reserve_statement(dialect: str, limited: bool):
 
 
 QUOTA_SECONDS = 5.0  # a changed workspace quota reaches every process within this time
+
+
+def _refusals() -> dict[int, float]:
+    return current_app.extensions.setdefault("usage.refusals", {})
+
+
+def recently_refused(workspace_id: int) -> bool:
+    """Whether this process refused the workspace a render within QUOTA_SECONDS: then a render
+    reserves before it starts rather than while it runs (see rendering)."""
+    when = _refusals().get(workspace_id)
+    return when is not None and time.monotonic() - when < QUOTA_SECONDS
 
 
 def _quota(workspace_id: int) -> int:

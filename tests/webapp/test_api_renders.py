@@ -508,3 +508,44 @@ def test_quota_stops_new_renders_but_not_cached_ones(api):
     usage = api.get("/me").json()["usage"]
     assert (usage["renders"], usage["quota"], usage["remaining"]) == (2, 2, 0)
     assert len(api.get("/renders").json()["data"]) == 2  # the refused one left no row
+
+
+def forget_in_process(app) -> None:
+    """What a restarted process knows: no snapshots of completed renders, no repeated bodies."""
+    for cache in ("rendering.completed", "rendering.bodies"):
+        app.extensions.get(cache, {}).clear()
+
+
+def test_a_render_file_lost_in_a_machine_crash_is_never_served_and_is_made_again(
+        api, app, tmp_path, monkeypatch):
+    """A render's file is renamed into place before its fsync (which a background thread does);
+    a machine crash before that fsync may leave it short. Such a file is refused (404) rather
+    than served ``immutable``, and the same request renders it again."""
+    import webapp.storage
+
+    template = create(api, HEADLINE)
+    made = render(api, template, variables={"title": "Hi"}).json()
+    path = tmp_path / "storage" / "renders" / made["key"][:2] / f"{made['key']}.png"
+    webapp.storage.flush_pending()
+    path.write_bytes(b"")  # the state a crash before the fsync can leave: empty, not durable
+    path.chmod(0o600)
+    monkeypatch.setattr(webapp.storage, "_boot_id", lambda: b"the-next-boot")
+    forget_in_process(app)
+
+    assert api.get(made["url"]).status_code == 404
+    again = render(api, template, variables={"title": "Hi"})
+    assert again.status_code == 201, again.text  # rendered again, not answered as cached
+    assert again.json()["url"] == made["url"]
+    assert picture(api, again.json()).size == (160, 80)
+    assert api.get("/me").json()["usage"]["renders"] == 2
+
+
+def test_a_stored_file_that_is_not_what_was_recorded_is_rendered_again(api, app, tmp_path):
+    template = create(api, HEADLINE)
+    made = render(api, template, variables={"title": "Hi"}).json()
+    path = tmp_path / "storage" / "renders" / made["key"][:2] / f"{made['key']}.png"
+    path.write_bytes(path.read_bytes()[:100])  # shorter than the render recorded
+    forget_in_process(app)
+    again = render(api, template, variables={"title": "Hi"})
+    assert again.status_code == 201 and again.json()["cached"] is False
+    assert picture(api, again.json()).size == (160, 80)

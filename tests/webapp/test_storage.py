@@ -18,6 +18,7 @@ from webapp.storage import (
     S3Storage,
     Storage,
     StorageError,
+    flush_pending,
     storage_from_url,
 )
 
@@ -341,3 +342,61 @@ def test_loopback_guard_refuses_other_hosts(loopback_only: list[str]) -> None:  
             socket.create_connection(address, timeout=1)
     assert len(loopback_only) == 2
     loopback_only.clear()
+
+
+# -- puts that are not durable yet (renders) ------------------------------------------------------
+
+
+def test_a_put_not_yet_durable_is_served_at_once_and_made_durable_in_the_background(
+        tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    storage.put("renders/ab/x.png", BLOB, content_type="image/png", durable=False)
+    assert storage.get("renders/ab/x.png") == BLOB  # servable the moment the put returns
+    assert storage.size("renders/ab/x.png") == len(BLOB)
+    flush_pending()
+    path = storage.local_path("renders/ab/x.png")
+    assert path.stat().st_mode & 0o777 == 0o644  # the mark of a file whose fsync completed
+    assert storage.get("renders/ab/x.png") == BLOB
+
+
+def test_after_a_machine_crash_a_file_not_yet_durable_reads_as_missing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import webapp.storage as module
+
+    storage = LocalStorage(tmp_path)
+    monkeypatch.setattr(module._flusher, "submit", lambda path: None)  # the crash came first
+    storage.put("renders/ab/lost.png", BLOB, content_type="image/png", durable=False)
+    storage.put("renders/ab/kept.png", BLOB, content_type="image/png")
+    assert storage.local_path("renders/ab/lost.png").stat().st_mode & 0o777 == 0o600
+    monkeypatch.setattr(module, "_boot_id", lambda: b"the-next-boot")  # the machine restarted
+
+    assert storage.size("renders/ab/lost.png") is None and not storage.exists(
+        "renders/ab/lost.png")  # it may hold less than was written: never trusted
+    with pytest.raises(NotFound):
+        storage.get("renders/ab/lost.png")
+    with pytest.raises(NotFound):
+        storage.iter_chunks("renders/ab/lost.png")
+    assert storage.get("renders/ab/kept.png") == BLOB  # fsynced before its rename
+
+    storage.put("renders/ab/lost.png", BLOB, content_type="image/png", durable=False)
+    assert storage.get("renders/ab/lost.png") == BLOB  # written again in this boot
+
+
+def test_without_extended_attributes_a_put_is_durable_at_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import webapp.storage as module
+
+    def refuse(*args):
+        raise OSError(95, "Operation not supported")
+
+    monkeypatch.setattr(module.os, "setxattr", refuse)
+    monkeypatch.setattr(module, "_no_xattrs", set())
+    storage = LocalStorage(tmp_path)
+    storage.put("renders/ab/x.png", BLOB, content_type="image/png", durable=False)
+    assert storage.local_path("renders/ab/x.png").stat().st_mode & 0o777 == 0o644
+    assert storage.get("renders/ab/x.png") == BLOB
+
+
+def test_s3_puts_are_durable_either_way(s3: S3Storage) -> None:
+    s3.put("renders/ab/x.png", BLOB, content_type="image/png", durable=False)
+    assert s3.get("renders/ab/x.png") == BLOB
