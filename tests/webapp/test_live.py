@@ -332,3 +332,34 @@ def test_the_scheduler_restarts_a_broken_refresh_chain(sapi, app, feed, redis_ur
 
     queue = Queue("live", connection=redis.Redis.from_url(redis_url))
     assert [job.args for job in queue.jobs] == [(made["id"],)]
+
+
+HOSTILE = ["127.0.0.2", "2130706434", "0x7f000002", "0177.0.0.2", "127.2", "127.0.0.2.",
+           "[::ffff:127.0.0.2]", "[::ffff:7f00:2]", "localhost", "[::1]"]
+
+
+def test_hostile_source_urls_are_refused_without_a_connection(sapi, feed):
+    """Every spelling of a loopback address off the allowlist (127.0.0.1/32 only), directly
+    and behind a redirect: refused with the reason, and the listener there never connected."""
+    trap = socket.create_server(("127.0.0.2", 0))
+    trap.setblocking(False)
+    port = trap.getsockname()[1]
+    tpl = template(sapi)
+    try:
+        for host in HOSTILE:
+            source = json_source(sapi, feed, url=f"http://{host}:{port}/feed")
+            error = error_of(sapi.post(f"/sources/{source['id']}/test"), 422)
+            assert error["code"] == "source_refused", (host, error)
+            assert "not allowed for outbound requests" in error["message"], error
+            error = error_of(sapi.post("/live", json={"template": tpl,
+                                                      "source": source["id"]}), 422)
+            assert error["code"] == "source_refused"
+        feed.location = f"http://0x7f000002:{port}/feed"
+        redirected = json_source(sapi, feed)
+        error = error_of(sapi.post(f"/sources/{redirected['id']}/test"), 422)
+        assert error["code"] == "source_refused" and "redirect" in error["message"], error
+        with pytest.raises(BlockingIOError):
+            trap.accept()
+        assert sapi.get("/live").json()["data"] == []
+    finally:
+        trap.close()
