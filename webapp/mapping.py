@@ -85,14 +85,7 @@ def fingerprint(variables: Mapping[str, str], key: str | None) -> str:
 def make_plan(binding: Any, variables: Iterable[str], header: list[str]) -> Plan:
     """Check a binding's mapping and columns against a header row (auto-mapping the rest)."""
     index = _HeaderIndex(header)
-    mapping: dict[str, str] = {}
-    for variable, column in (binding.mapping or {}).items():
-        mapping[variable] = index.find(column, f"mapping.{variable}")
-    for variable in variables:
-        if variable not in mapping:
-            found = index.auto(variable)
-            if found is not None:
-                mapping[variable] = found
+    mapping = map_inputs(binding.mapping, variables, index)
     output = binding.output or {}
     plan = Plan(mapping, _optional(index, binding.key_column, "key_column"),
                 _optional(index, binding.filter_column, "filter_column"),
@@ -100,6 +93,26 @@ def make_plan(binding: Any, variables: Iterable[str], header: list[str]) -> Plan
                 output.get("thumbnail_column"))
     _check_outputs(plan, index)
     return plan
+
+
+def map_inputs(given: Mapping[str, str] | None, variables: Iterable[str],
+               index: _HeaderIndex | list[str]) -> dict[str, str]:
+    """Variable -> header: as given (each must name a real column), the rest auto-mapped."""
+    index = index if isinstance(index, _HeaderIndex) else _HeaderIndex(index)
+    mapping = {variable: index.find(column, f"mapping.{variable}")
+               for variable, column in (given or {}).items()}
+    for variable in variables:
+        if variable not in mapping:
+            found = index.auto(variable)
+            if found is not None:
+                mapping[variable] = found
+    return mapping
+
+
+def inputs_plan(given: Mapping[str, str] | None, variables: Iterable[str],
+                header: list[str]) -> Plan:
+    """A plan that only reads (batches from a source): no key, filter or output columns."""
+    return Plan(map_inputs(given, variables, header), None, None, "", None, None)
 
 
 def _optional(index: _HeaderIndex, column: str | None, path: str) -> str | None:

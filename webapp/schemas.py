@@ -191,7 +191,12 @@ class BatchItemIn(Strict):
 class BatchBody(RenderOptions):
     template: int = Field(ge=1, le=MAX_ID)
     version: int | None = Field(None, ge=1, le=MAX_ID)
-    items: list[BatchItemIn] = Field(description="one object per render: {variables, metadata}")
+    items: list[BatchItemIn] = Field(default_factory=list,
+                                     description="one object per render: {variables, metadata}")
+    source: int | None = Field(None, ge=1, le=MAX_ID, description="instead of items: a data "
+                               "source's rows (a sheet, a file, a JSON/HTTP list), one item each")
+    mapping: dict[str, str] = Field(default_factory=dict, description="with source: template "
+                                    "variable -> column; variables left out are auto-mapped")
     merge: Literal["pdf", "zip"] | None = Field(
         None, description="pdf: every item as a page of one PDF (items render as PDF); zip: "
                           "one archive of the files")

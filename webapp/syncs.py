@@ -33,7 +33,15 @@ from renderer.key import referenced_names
 
 from .errors import ApiError
 from .extensions import db
-from .mapping import STATUS_DONE, STATUS_QUEUED, Columns, Plan, locate, make_plan
+from .mapping import (
+    STATUS_DONE,
+    STATUS_QUEUED,
+    Columns,
+    Plan,
+    inputs_plan,
+    locate,
+    make_plan,
+)
 from .models import Batch, BatchItem, Binding, Render, Source, SyncRun
 from .models.base import iso, utcnow
 from .rendering import keyed, load_version, outbound, stored_request, template_and_version
@@ -83,6 +91,25 @@ def save_config(source: Source, connector: Connector) -> None:
     if connector.config != source.config:
         source.config = dict(connector.config)
         source.updated_at = utcnow()
+
+
+def source_items(source: Source, template_id: int, version: int | None,
+                 mapping: dict[str, str]) -> list[dict[str, Any]]:
+    """A source's rows as batch items: mapped (and auto-mapped) columns as variables, the row
+    number as metadata; blank rows are skipped."""
+    _, head = template_and_version(source.workspace_id, template_id, version)
+    tpl = load_version(head)
+    names = [*tpl.variables, *sorted(referenced_names(tpl))]
+    table = connect(source).read()
+    _check_size(table)
+    columns, _ = locate(inputs_plan(mapping, names, table.header), table)
+    if not columns.inputs:
+        raise SourceError("nothing_mapped", f"mapping: none of the template's variables "
+                          f"({', '.join(names) or 'none'}) matches a column "
+                          f"({', '.join(h for h in table.header if h) or 'none'}); map them",
+                          details={"path": "mapping"})
+    return [{"variables": columns.variables(row), "metadata": {"row": row.number}}
+            for row in table.rows if not columns.skipped(row)]
 
 
 # ---------------------------------------------------------------- triggers
@@ -172,8 +199,8 @@ def _plan_and_queue(run: SyncRun, binding: Binding, source: Source,
 def _check_size(table: Table) -> None:
     limit = current_app.config["MAX_SYNC_ROWS"]
     if len(table.rows) > limit:
-        raise SourceError("sheet_too_large", f"the sheet has {len(table.rows):,} rows; a "
-                          f"binding syncs at most {limit:,}", status=413)
+        raise SourceError("sheet_too_large", f"the source has {len(table.rows):,} rows; at "
+                          f"most {limit:,} are read (MAX_SYNC_ROWS)", status=413)
 
 
 def with_added(columns: Columns, plan: Plan, added: dict[str, int]) -> Columns:

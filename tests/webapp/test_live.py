@@ -363,3 +363,27 @@ def test_hostile_source_urls_are_refused_without_a_connection(sapi, feed):
         assert sapi.get("/live").json()["data"] == []
     finally:
         trap.close()
+
+
+def test_a_json_list_renders_as_a_batch(sapi, feed, start_worker):  # noqa: F811
+    feed.set({"items": [{"name": "Mug", "cost": 12}]})
+    tpl = template(sapi)
+    source = json_source(sapi, feed, select="items")
+    error = error_of(sapi.post("/batches", json={"template": tpl, "source": source["id"]}), 422)
+    assert error["code"] == "nothing_mapped" and "(name, cost)" in error["message"]
+    feed.set({"items": [{"name": "Mug", "price": 12}, {"name": "Cap", "price": 9},
+                        {"name": "", "price": None}]})
+    error = error_of(sapi.post("/batches", json={"template": tpl, "source": source["id"],
+                                                 "mapping": {"title": "label"}}), 422)
+    assert error["details"]["path"] == "mapping.title"
+    made = sapi.post("/batches", json={"template": tpl, "source": source["id"],
+                                       "mapping": {"title": "name"}})
+    assert made.status_code == 202, made.text
+    assert made.json()["total"] == 2  # the blank object is skipped
+    start_worker()
+    batch = _wait(lambda: sapi.get(f"/batches/{made.json()['id']}").json(),
+                  lambda b: b["status"] == "completed", 60)
+    assert [item["metadata"] for item in batch["items"]] == [{"row": 1}, {"row": 2}]
+    assert [item["url"].rsplit("/", 1)[1].split(".")[0] for item in batch["items"]] == [
+        key_for(sapi, tpl, {"title": "Mug", "price": "12"}),
+        key_for(sapi, tpl, {"title": "Cap", "price": "9"})]

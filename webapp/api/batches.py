@@ -1,4 +1,5 @@
-"""Batches: ``POST /batches`` (JSON items or a CSV upload) and ``GET /batches/{id}``."""
+"""Batches: ``POST /batches`` (JSON items, a data source's rows, or a CSV upload) and
+``GET /batches/{id}``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from ..openapi import operation, parse_body, validate
 from ..queues import BATCHES, require
 from ..rows import DataError, csv_rows
 from ..schemas import BatchBody, BatchOut, BatchQuery
+from ..syncs import source_items
 from ..webhooks import check_target
+from .sources import get_source
 
 bp = Blueprint("batches", __name__)
 UPLOAD = {"file": "a CSV file: a header row, then one row of variables per item",
@@ -46,11 +49,17 @@ def create_batch():
     require(BATCHES, "batches")
     body = _body()
     options = body.model_dump(include={"format", "size", "scale", "quality", "transparent"})
+    items = [item.model_dump() for item in body.items]
+    if body.source is not None:
+        if items:
+            raise ApiError(400, "invalid_request", "send items or a source, not both")
+        items = source_items(get_source(body.source), body.template, body.version,
+                             body.mapping)
     if body.webhook_url:
         options["webhook_url"] = check_target(body.webhook_url, "webhook_url")
     batch = batches.create(principal.workspace_id, principal.key_id,
                            template_id=body.template, version=body.version,
-                           items=[item.model_dump() for item in body.items], options=options,
+                           items=items, options=options,
                            merge=body.merge, metadata=body.metadata)
     return BatchOut.model_validate(batches.batch_object(batch)).model_dump(mode="json"), 202
 
