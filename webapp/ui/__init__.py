@@ -17,10 +17,22 @@ from flask_login import current_user
 
 from ..extensions import csrf, login_manager
 from ..models.base import iso, utcnow
-from . import auth, batches, bindings, dashboard, errors, hooks, keys, sources, templates, usage
+from . import (
+    auth,
+    batches,
+    bindings,
+    dashboard,
+    editor,
+    errors,
+    hooks,
+    keys,
+    sources,
+    templates,
+    usage,
+)
 
 bp = Blueprint("ui", __name__)
-AREAS = (auth, dashboard, templates, sources, bindings, batches, keys, hooks, usage)
+AREAS = (auth, dashboard, templates, editor, sources, bindings, batches, keys, hooks, usage)
 for _area in AREAS:
     bp.register_blueprint(_area.bp)
 errors.register(bp)
