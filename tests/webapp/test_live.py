@@ -387,3 +387,30 @@ def test_a_json_list_renders_as_a_batch(sapi, feed, start_worker):  # noqa: F811
     assert [item["url"].rsplit("/", 1)[1].split(".")[0] for item in batch["items"]] == [
         key_for(sapi, tpl, {"title": "Mug", "price": "12"}),
         key_for(sapi, tpl, {"title": "Cap", "price": "9"})]
+
+
+def test_image_layers_and_html_resources_use_the_same_guard(sapi):
+    """The other outbound requests of a render: refused the same way, no connection made."""
+    trap = socket.create_server(("127.0.0.2", 0))
+    trap.setblocking(False)
+    url = f"http://0x7f000002:{trap.getsockname()[1]}/photo.png"
+    try:
+        layered = template(sapi, {"name": "Photo", "width": 40, "height": 40,
+                                  "variables": {"photo": {"type": "image"}},
+                                  "layers": [{"name": "p", "type": "image", "x": 0, "y": 0,
+                                              "width": 40, "height": 40,
+                                              "src": "{{ photo }}"}]})
+        error = error_of(sapi.post("/renders", json={"template": layered,
+                                                     "variables": {"photo": url}}), 422)
+        assert "127.0.0.2 is a loopback address" in error["message"], error
+        page = f'<img src="{url}" style="width:40px">'.encode()
+        html = sapi.post("/templates", files={"file": ("page.html", page)},
+                         data={"width": "40", "height": "40"})
+        assert html.status_code == 201, html.text
+        error = error_of(sapi.post("/renders", json={"template": html.json()["id"],
+                                                     "format": "pdf"}), 422)
+        assert "127.0.0.2 is a loopback address" in error["message"], error
+        with pytest.raises(BlockingIOError):
+            trap.accept()
+    finally:
+        trap.close()
