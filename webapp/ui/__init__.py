@@ -24,15 +24,18 @@ from . import (
     dashboard,
     editor,
     errors,
+    experiments,
     hooks,
     keys,
+    live,
     sources,
     templates,
     usage,
 )
 
 bp = Blueprint("ui", __name__)
-AREAS = (auth, dashboard, templates, editor, sources, bindings, batches, keys, hooks, usage)
+AREAS = (auth, dashboard, templates, editor, sources, bindings, batches, live, experiments, keys,
+         hooks, usage)
 for _area in AREAS:
     bp.register_blueprint(_area.bp)
 errors.register(bp)
@@ -51,8 +54,8 @@ NAV = [
     NavItem("Data sources", "ui.sources.index", "/sources", "table"),
     NavItem("Bindings", "ui.bindings.index", "/bindings", "link"),
     NavItem("Batches", "ui.batches.index", "/batches", "layers"),
-    # NavItem("Live banners", "ui.live.index", "/live", "radio"),
-    # NavItem("Experiments", "ui.experiments.index", "/experiments", "split"),
+    NavItem("Live banners", "ui.live.index", "/banners", "radio"),
+    NavItem("Experiments", "ui.experiments.index", "/experiments", "split"),
     NavItem("API keys", "ui.keys.index", "/keys", "key"),
     NavItem("Webhooks", "ui.hooks.index", "/webhooks", "send"),
     NavItem("Usage", "ui.usage.index", "/usage", "gauge"),
