@@ -57,9 +57,10 @@ def test_the_editor_page_carries_the_template_and_the_gallery_links_to_it(app):
     assert config["template"] == HEADLINE and config["version"] == 1
     assert config["variables"] == ["title"] and "Noto Sans" in config["fonts"]
     # the properties panel is drawn from the renderer's own model of the format
-    assert config["props"]["types"]["text"]["fit"]["choices"] == ["shrink", "truncate",
-                                                                   "overflow"]
-    assert config["props"]["common"]["width"]["required"] is True
+    text = dict(config["props"]["types"]["text"])
+    assert text["fit"]["choices"] == ["shrink", "truncate", "overflow"]
+    assert [name for name, _ in config["props"]["common"]][:4] == ["x", "y", "width", "height"]
+    assert dict(config["props"]["common"])["width"]["required"] is True
     # without JavaScript: the picture and the JSON to change by hand
     assert 'name="content"' in page.text and f"/templates/{tid}/preview" in page.text
 

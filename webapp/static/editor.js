@@ -14,7 +14,9 @@
   const $ = (sel, el) => (el || root).querySelector(sel);
   const $$ = (sel, el) => Array.from((el || root).querySelectorAll(sel));
   const make = (tag, props, ...children) => {
-    const el = Object.assign(document.createElement(tag), props || {});
+    const {dataset, ...rest} = props || {};
+    const el = Object.assign(document.createElement(tag), rest);
+    Object.assign(el.dataset, dataset || {});
     children.flat().forEach((c) => c !== null && c !== undefined && el.append(c));
     return el;
   };
@@ -24,6 +26,7 @@
   const GEOMETRY = ["x", "y", "width", "height"];
   const EXPR = /\{\{|\{%/;
   const PLACEHOLDER = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAQAAAADCAIAAAA7ljmRAAAAFElEQVR42mM8ffUhAwwwMSABFA4AXSsCh6gcrK4AAAAASUVORK5CYII=";
+  const GLYPHS = {text: "T", image: "▨", rect: "■", ellipse: "●", qr: "▦"};
   const TYPE_LABELS = {text: "Text", image: "Image", rect: "Rectangle", ellipse: "Ellipse", qr: "QR code"};
   const GROUPS = {  // the order and grouping of the properties panel; others follow in model order
     text: [["Text", ["text"]],
@@ -248,8 +251,9 @@
 
   function listItem(layer, index) {
     const count = layers().length;
-    const label = make("button", {type: "button", className: "ed-layer-name", title: layer.name},
-      layer.name, make("small", {textContent: TYPE_LABELS[layer.type] || layer.type}));
+    const kind = TYPE_LABELS[layer.type] || layer.type;
+    const label = make("button", {type: "button", className: "ed-layer-name", title: `${layer.name} (${kind})`},
+      make("span", {className: "ed-glyph", textContent: GLYPHS[layer.type] || "?", title: kind}), layer.name);
     label.setAttribute("aria-pressed", String(layer.name === selected));
     label.addEventListener("click", () => select(layer.name));
     const eye = make("input", {type: "checkbox", checked: layer.visible !== false, title: "Shown"});
@@ -426,14 +430,14 @@
 
   function layerFieldsets(layer) {
     const schema = config.props;
-    const own = schema.types[layer.type] || {};
+    const own = Object.fromEntries(schema.types[layer.type] || []);
     const e = effective(layer);
     const sets = [fieldset("Layer", [nameField(layer)]),
                   fieldset(variant() ? `Position and size (for the ${sizeName} size)` : "Position and size",
-                           Object.entries(schema.common).map(([p, spec]) => propField(layer, e, p, spec)))];
-    const groups = GROUPS[layer.type] || [[TYPE_LABELS[layer.type] || layer.type, Object.keys(own)]];
+                           schema.common.map(([p, spec]) => propField(layer, e, p, spec)))];
+    const groups = GROUPS[layer.type] || [[TYPE_LABELS[layer.type] || layer.type, []]];
     const placed = new Set(groups.flatMap((g) => g[1]));
-    const rest = Object.keys(own).filter((p) => !placed.has(p));
+    const rest = (schema.types[layer.type] || []).map(([p]) => p).filter((p) => !placed.has(p));
     groups.forEach(([label, props], i) => {
       const list = props.concat(i === groups.length - 1 ? rest : []).filter((p) => own[p]);
       sets.push(fieldset(label, list.map((p) => propField(layer, e, p, own[p]))));
@@ -543,7 +547,7 @@
     const layer = selected && layerByName(selected);
     if (!layer) return;
     const e = effective(layer);
-    Object.keys(config.props.common).forEach((prop) => {
+    config.props.common.forEach(([prop]) => {
       const input = el.props.querySelector(`#ed-prop-${prop}`);
       if (input && input !== document.activeElement && input.tagName === "INPUT") input.value = asText(e[prop]);
     });

@@ -90,10 +90,10 @@ def edit(template_id: int):
 def _prop_schema() -> dict[str, Any]:
     """The layer properties the renderer knows, with defaults and choices: the properties panel
     is drawn from the renderer's own model, so it cannot drift from the format."""
-    def describe(props):
-        return {name: {"kind": p.kind, "default": p.default, "required": p.required,
-                       "choices": list(p.choices), "min": p.minimum, "max": p.maximum}
-                for name, p in props.items()}
+    def describe(props):  # pairs: the page's JSON has its keys sorted, the panel keeps order
+        return [[name, {"kind": p.kind, "default": p.default, "required": p.required,
+                        "choices": list(p.choices), "min": p.minimum, "max": p.maximum}]
+                for name, p in props.items()]
 
     return {"common": describe(COMMON_PROPS),
             "types": {kind: describe(props) for kind, props in LAYER_PROPS.items()},
