@@ -183,8 +183,7 @@ def results(experiment: Experiment) -> dict[str, Any]:
     variants = obj["variants"]
     top = {name: max([v[name] for v in variants] + [0]) for name in
            ("impressions", "clicks", "rate")}
-    leader = max(variants, key=lambda v: v["probability_best"])["index"] if any(
-        v["impressions"] for v in variants) else None
+    leader = _leader(variants)
     for v in variants:
         v["letter"] = letter(v["index"])
         v["bars"] = {name: round(v[name] / top[name], 4) if top[name] else 0.0
@@ -198,6 +197,15 @@ def results(experiment: Experiment) -> dict[str, Any]:
     obj["totals"] = {"impressions": sum(v["impressions"] for v in variants),
                      "clicks": sum(v["clicks"] for v in variants)}
     return obj
+
+
+def _leader(variants: list[dict[str, Any]]) -> int | None:
+    """The variant most likely best, if one is ahead of all the others (not on a tie)."""
+    ranked = sorted(variants, key=lambda v: v["probability_best"], reverse=True)
+    if not any(v["impressions"] for v in variants) or \
+            ranked[0]["probability_best"] - ranked[1]["probability_best"] < 0.05:
+        return None
+    return ranked[0]["index"]
 
 
 def _percent(value: float, digits: int = 1) -> str:
