@@ -7,12 +7,14 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import queue
+import threading
 import zipfile
-from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from renderer import RendererError
 from renderer.encode import EXTENSIONS
@@ -23,14 +25,23 @@ from .models import Batch, BatchItem, Render
 from .models.base import iso, utcnow
 from .models.render import storage_name
 from .rendering import (
+    Keyed,
+    Request,
+    announce,
+    complete_many,
+    find_completed_many,
     fold,
     format_of,
+    give_up,
+    keyed,
     load_version,
-    record_rendered,
-    render_unrecorded,
+    new_row,
+    render_reserved,
+    snapshot,
     stored_request,
     template_and_version,
 )
+from .usage import reserve, reserve_many
 
 CHUNK = 25  # items per job
 
@@ -68,7 +79,10 @@ def _queue_chunks(batch: Batch) -> None:
 
 
 def render_chunk(batch_id: int, start: int) -> int:
-    """Render the pending items of one chunk; returns how many were finished here."""
+    """Render the pending items of one chunk; returns how many were finished here. Items are
+    keyed first: those rendered before are answered from the cache, the others are reserved
+    with one statement and rendered one after the other while a second thread stores and
+    records them, several at a time."""
     batch = db.session.get(Batch, batch_id)
     if batch is None or batch.status == "completed":
         return 0
@@ -79,14 +93,9 @@ def render_chunk(batch_id: int, start: int) -> int:
         BatchItem.batch_id == batch_id, BatchItem.position >= start,
         BatchItem.position < start + CHUNK, BatchItem.status == "pending")
         .order_by(BatchItem.position)).all()
-    app = current_app._get_current_object()
-    # one thread stores and records each item while this one renders the next: the file's
-    # fsync and the database work overlap the rendering instead of following it
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="record") as recorder:
-        futures = [_render_item(batch, item, recorder, app) for item in items]
-    for future in futures:
-        if future is not None:
-            future.result()  # a failed recording fails the job: RQ retries the chunk
+    with Recorder(current_app._get_current_object(), batch.id) as recorder:
+        plans = _plans(batch, items, recorder)
+        _render_plans(batch, _reserved(batch, plans, recorder), recorder)
     if batch.run_id is not None:
         from .syncs import after_chunk
 
@@ -94,32 +103,150 @@ def render_chunk(batch_id: int, start: int) -> int:
     return len(items)
 
 
-def _render_item(batch: Batch, item: BatchItem, recorder: ThreadPoolExecutor, app):
-    """Render one item; returns the future of its recording, or None when it is settled."""
-    try:
-        template, version = template_and_version(batch.workspace_id, batch.template_id,
-                                                 batch.version)
-        variables, overrides = fold(load_version(version), item.variables, None, None)
-        req = stored_request(template, version, variables, overrides, batch.format,
-                             batch.options or {})
-        done, row_id, result = render_unrecorded(req, workspace_id=batch.workspace_id,
-                                                 api_key_id=batch.api_key_id,
-                                                 metadata=item.meta)
-    except (RendererError, ApiError) as exc:  # this item's own problem: it fails alone
-        db.session.rollback()
-        finish_item(batch, item, error=_error_of(exc))
-        return None
-    if done is not None:
-        finish_item(batch, item, render_id=done["id"], key=done["key"])
-        return None
-    return recorder.submit(_record_item, app, batch.id, item.id, row_id, result)
+@dataclass
+class _Plan:
+    """One render of a chunk, and the items it answers (rows with the same data share it)."""
+
+    req: Request
+    keyed: Keyed
+    items: list[int]
+    meta: Any
+    row: Render | None = None
 
 
-def _record_item(app, batch_id: int, item_id: int, row_id: int, result) -> None:
-    with app.app_context():
-        snap = record_rendered(row_id, result)
-        finish_item(db.session.get(Batch, batch_id), db.session.get(BatchItem, item_id),
-                    render_id=snap["id"], key=snap["key"])
+def _plans(batch: Batch, items: list[BatchItem], recorder: Recorder) -> list[_Plan]:
+    """The chunk's new renders; items that fail alone or were rendered before are recorded."""
+    plans: dict[str, _Plan] = {}
+    for item in items:
+        try:
+            req = _request_of(batch, item)
+            k = keyed(req, batch.workspace_id)
+        except (RendererError, ApiError) as exc:  # this item's own problem: it fails alone
+            db.session.rollback()
+            recorder.finish([item.id], error=_error_of(exc))
+            continue
+        if k.key in plans:
+            plans[k.key].items.append(item.id)
+        else:
+            plans[k.key] = _Plan(req, k, [item.id], item.meta)
+    done = find_completed_many(batch.workspace_id, set(plans))
+    for key, snap in done.items():
+        recorder.finish(plans.pop(key).items, render_id=snap["id"], key=key)
+    return list(plans.values())
+
+
+def _request_of(batch: Batch, item: BatchItem) -> Request:
+    template, version = template_and_version(batch.workspace_id, batch.template_id,
+                                             batch.version)
+    variables, overrides = fold(load_version(version), item.variables, None, None)
+    return stored_request(template, version, variables, overrides, batch.format,
+                          batch.options or {})
+
+
+def _reserved(batch: Batch, plans: list[_Plan], recorder: Recorder) -> list[_Plan]:
+    """The plans whose quota is reserved, with their rows: all with one statement when the
+    quota has room for all, else one by one until it is used up (the rest fail)."""
+    for plan in plans:
+        plan.row = new_row(plan.req, plan.keyed.key, workspace_id=batch.workspace_id,
+                           api_key_id=batch.api_key_id, metadata=plan.meta)
+    if not plans or reserve_many(batch.workspace_id, [plan.row for plan in plans]):
+        return plans
+    reserved = []
+    for plan in plans:
+        try:
+            reserve(batch.workspace_id, record=plan.row)
+        except ApiError as exc:
+            recorder.finish(plan.items, error=_error_of(exc))
+            continue
+        reserved.append(plan)
+    return reserved
+
+
+def _render_plans(batch: Batch, plans: list[_Plan], recorder: Recorder) -> None:
+    for index, plan in enumerate(plans):
+        try:
+            result = render_reserved(plan.row, plan.req, plan.keyed)
+        except RendererError as exc:  # recorded on its render, which gave its quota back
+            recorder.finish(plan.items, error=_error_of(exc))
+            continue
+        except BaseException:  # the job fails and is retried: the rest is not made here
+            for rest in plans[index + 1:]:
+                give_up(rest.row, RendererError("the batch job stopped before this render",
+                                                 code="internal_error"))
+            raise
+        recorder.complete(plan.items, snapshot(plan.row), result)
+
+
+class Recorder:
+    """A second thread that stores renders and records items while the worker renders the
+    next: what has piled up is recorded in one transaction (files first, then the renders, the
+    items and the batch's counts), and whoever counts the last item queues the merge. A failed
+    recording fails the job (RQ retries the chunk: its recorded items are not pending)."""
+
+    def __init__(self, app, batch_id: int):
+        self.app, self.batch_id = app, batch_id
+        self._queue: queue.Queue = queue.Queue()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="record", daemon=True)
+
+    def __enter__(self) -> Recorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and exc_info[0] is None:
+            raise self._error
+
+    def finish(self, items: list[int], *, render_id: int | None = None, key: str | None = None,
+               error: dict | None = None) -> None:
+        self._queue.put((items, render_id, key, error, None, None))
+
+    def complete(self, items: list[int], snap: dict[str, Any], result) -> None:
+        self._queue.put((items, snap["id"], snap["key"], None, snap, result))
+
+    def _run(self) -> None:
+        stop = False
+        while not stop:
+            group = [self._queue.get()]
+            while group[-1] is not None and len(group) < CHUNK:
+                try:
+                    group.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
+            stop = group[-1] is None
+            entries = [entry for entry in group if entry is not None]
+            if entries and self._error is None:
+                try:
+                    with self.app.app_context():
+                        self._record(entries)
+                except BaseException as exc:  # raised in the worker's thread
+                    self._error = exc
+
+    def _record(self, entries: list[tuple]) -> None:
+        snaps = complete_many([(e[4], e[5]) for e in entries if e[4] is not None])
+        params = [{"item_id": item, "status": "failed" if error else "completed",
+                   "render_id": render_id, "key": key, "error": error}
+                  for items, render_id, key, error, _, _ in entries for item in items]
+        db.session.execute(_FINISH_ITEM, params)
+        failed = sum(1 for p in params if p["error"])
+        counts = db.session.execute(
+            update(Batch).where(Batch.id == self.batch_id)
+            .values(done=Batch.done + len(params) - failed, failed=Batch.failed + failed)
+            .returning(Batch.done, Batch.failed, Batch.total)).one()
+        db.session.commit()
+        announce(snaps)
+        if counts.done + counts.failed == counts.total:
+            from .tasks.batches import queue_finish
+
+            queue_finish(self.batch_id)
+
+
+_ITEMS = BatchItem.__table__
+_FINISH_ITEM = (_ITEMS.update().where(_ITEMS.c.id == bindparam("item_id"))
+                .values(status=bindparam("status"), render_id=bindparam("render_id"),
+                        key=bindparam("key"), error=bindparam("error")))
 
 
 def _error_of(exc: Exception) -> dict[str, Any]:

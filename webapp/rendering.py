@@ -312,13 +312,12 @@ def forget_assets(workspace_id: int) -> None:
 
 
 # built once: this lookup runs for every render request that misses the in-process cache
-_COMPLETED = (select(Render.id, Render.workspace_id, Render.key, Render.status, Render.format,
-                     Render.width, Render.height, Render.template_id, Render.version,
-                     Render.warnings, Render.error, Render.meta, Render.created_at,
-                     Render.completed_at, Render.size_bytes)
-              .where(Render.key == bindparam("key"), Render.workspace_id == bindparam("ws"),
-                     Render.status == "completed")
-              .order_by(Render.id).limit(1))
+_COMPLETED_ROWS = (select(Render.id, Render.workspace_id, Render.key, Render.status,
+                          Render.format, Render.width, Render.height, Render.template_id,
+                          Render.version, Render.warnings, Render.error, Render.meta,
+                          Render.created_at, Render.completed_at, Render.size_bytes)
+                   .where(Render.workspace_id == bindparam("ws"), Render.status == "completed"))
+_COMPLETED = _COMPLETED_ROWS.where(Render.key == bindparam("key")).order_by(Render.id).limit(1)
 
 
 def find_completed(workspace_id: int, key: str) -> dict[str, Any] | None:
@@ -330,10 +329,15 @@ def find_completed(workspace_id: int, key: str) -> dict[str, Any] | None:
     row = db.session.execute(_COMPLETED, {"key": key, "ws": workspace_id}).first()
     if row is None:
         return None
-    size = current_app.extensions["storage"].size(storage_name(row.key, row.format))
-    if size is None or size != (row.size_bytes or size):  # missing or not whole: render again
+    if not _whole(row):
         return None
     return _remember(snapshot(row))
+
+
+def _whole(row: Any) -> bool:
+    """Whether the render's file is in storage as recorded (if not, it is rendered again)."""
+    size = current_app.extensions["storage"].size(storage_name(row.key, row.format))
+    return size is not None and (row.size_bytes is None or size == row.size_bytes)
 
 
 def _remember(snap: dict[str, Any]) -> dict[str, Any]:
@@ -453,40 +457,82 @@ def _produce(row: Render, produce) -> renderer.Rendered:
     try:
         return produce()
     except RendererError as exc:
-        _give_up(row, exc)
+        give_up(row, exc)
         raise
     except Exception as exc:
-        _give_up(row, RendererError(f"the render failed unexpectedly ({exc.__class__.__name__})",
-                                    code="internal_error"))
+        give_up(row, RendererError(f"the render failed unexpectedly ({exc.__class__.__name__})",
+                                   code="internal_error"))
         raise
 
 
-def render_unrecorded(req: Request, *, workspace_id: int, api_key_id: int | None,
-                      metadata: Any) -> tuple[dict[str, Any] | None, int | None,
-                                              renderer.Rendered | None]:
-    """For workers that record on another thread while they render the next item: either
-    (snapshot of a completed render, None, None), or (None, row id, result) for a new render
-    whose row is reserved and must be completed with ``record_rendered``."""
-    k = keyed(req, workspace_id)
-    existing = find_completed(workspace_id, k.key)
-    if existing is not None:
-        return existing, None, None
-    row = Render(workspace_id=workspace_id, template_id=req.template.id,
-                 version=req.version.version, key=k.key, format=req.format, status="rendering",
-                 meta=metadata, api_key_id=api_key_id)
-    reserve(workspace_id, record=row)
-    result = _produce(row, lambda: run_renderer(req, workspace_id, k.rows, k.digests))
-    return None, row.id, result
+# ---------------------------------------------------------------- many at once (batches)
+
+def new_row(req: Request, key: str, *, workspace_id: int, api_key_id: int | None,
+            metadata: Any) -> Render:
+    """The row of a render about to be made (stored with its reservation)."""
+    return Render(workspace_id=workspace_id, template_id=req.template.id,
+                  version=req.version.version, key=key, format=req.format, status="rendering",
+                  meta=metadata, api_key_id=api_key_id)
 
 
-def record_rendered(row_id: int, result: renderer.Rendered) -> dict[str, Any]:
-    """Store and record what ``render_unrecorded`` rendered (in this thread's own session)."""
-    row = db.session.get(Render, row_id)
-    _complete(row, result)
-    return _remember(snapshot(row))
+def find_completed_many(workspace_id: int, keys: set[str]) -> dict[str, dict[str, Any]]:
+    """``find_completed`` for several keys, with one query for those not seen before."""
+    found = {key: snap for key in keys
+             if (snap := app_cache("completed").get(key)) is not None
+             and snap["workspace_id"] == workspace_id}
+    wanted = sorted(keys - found.keys())
+    if not wanted:
+        return found
+    rows = db.session.execute(_COMPLETED_ROWS.where(Render.key.in_(wanted))
+                              .order_by(Render.id.desc()), {"ws": workspace_id}).all()
+    for row in rows:  # oldest last, so the oldest of a key's completed renders wins
+        if _whole(row):
+            found[row.key] = _remember(snapshot(row))
+    return found
 
 
-def _give_up(row: Render, exc: RendererError) -> None:
+def render_reserved(row: Render, req: Request, k: Keyed) -> renderer.Rendered:
+    """Render into reserved ``row``; a failure fails the row and gives its quota back."""
+    return _produce(row, lambda: run_renderer(req, row.workspace_id, k.rows, k.digests))
+
+
+_RENDERS = Render.__table__
+_COMPLETE = (_RENDERS.update().where(_RENDERS.c.id == bindparam("row_id"))
+             .values(status="completed", width=bindparam("w"), height=bindparam("h"),
+                     size_bytes=bindparam("n"), warnings=bindparam("warn"),
+                     completed_at=bindparam("at")))
+
+
+def complete_many(done: list[tuple[dict[str, Any], renderer.Rendered]]) -> list[dict[str, Any]]:
+    """Store each result, then complete the rows (snapshots of reserved rows) in the current
+    transaction, which the caller commits before ``announce``: a row never points at a missing
+    file. Returns the completed snapshots."""
+    storage, now = current_app.extensions["storage"], utcnow()
+    snaps, params = [], []
+    for snap, result in done:
+        storage.put(storage_name(snap["key"], snap["format"]), result.data,
+                    content_type=result.mime, durable=False)  # see _complete
+        params.append({"row_id": snap["id"], "w": result.width, "h": result.height,
+                       "n": len(result.data), "warn": result.warnings, "at": now})
+        snaps.append({**snap, "status": "completed", "width": result.width,
+                      "height": result.height, "warnings": result.warnings,
+                      "completed_at": iso(now)})
+    if params:
+        db.session.execute(_COMPLETE, params)
+    return snaps
+
+
+def announce(snaps: list[dict[str, Any]]) -> None:
+    """After the commit of ``complete_many``: remember the renders and tell the hooks."""
+    from .webhooks import emit
+
+    for snap in snaps:
+        _remember(snap)
+        emit(snap["workspace_id"], "render.completed", render_object(snap, cached=False),
+             template_id=snap["template"])
+
+
+def give_up(row: Render, exc: RendererError) -> None:
     release(row.workspace_id)
     _fail(row, exc)
 

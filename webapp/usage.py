@@ -39,28 +39,41 @@ def reserve(workspace_id: int, *, record: object | None = None) -> None:
     One atomic statement, so concurrent requests can never overshoot the quota; ``release``
     gives the render back if it fails. ``record`` (the render's row) is stored in the same
     transaction, so a reservation never exists without a trace of what it was for."""
+    if not reserve_many(workspace_id, [record] if record is not None else [], count=1):
+        raise _quota_exceeded(_quota(workspace_id))
+
+
+def reserve_many(workspace_id: int, records: list, *, count: int | None = None) -> bool:
+    """Count ``count`` (default: one per record) new renders at once, all or none, with their
+    ``records`` in the same transaction; False (nothing counted) when they do not all fit in
+    the month's quota. A batch's chunk reserves its items with one statement."""
+    count = len(records) if count is None else count
     quota = _quota(workspace_id)
+    if quota and count > quota:  # the first of a month's statements inserts without a check
+        return False
     statement = _reserve_statement(db.session.get_bind().dialect.name, bool(quota))
     counted = db.session.execute(statement, {"ws": workspace_id, "month": month_of(),
-                                              "quota": quota}).scalar()  # None: held back
+                                              "quota": quota - count + 1 if quota else 0,
+                                              "n": count}).scalar()  # None: held back
     if counted is None:
         db.session.rollback()
         _refusals()[workspace_id] = time.monotonic()
-        raise _quota_exceeded(quota)
-    if record is not None:
-        db.session.add(record)
+        return False
+    db.session.add_all(records)
     db.session.commit()
+    return True
 
 
 @functools.cache
 def _reserve_statement(dialect: str, limited: bool):
-    """INSERT … ON CONFLICT … DO UPDATE [WHERE renders < quota] RETURNING renders, built once per
-    dialect (it runs for every new render)."""
+    """INSERT … ON CONFLICT … DO UPDATE [WHERE renders < quota - n + 1] RETURNING renders,
+    built once per dialect (it runs for every new render)."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = insert(Usage).values(workspace_id=bindparam("ws"), month=bindparam("month"),
-                                     renders=1)
+                                     renders=bindparam("n"))
     return statement.on_conflict_do_update(
-        index_elements=[Usage.workspace_id, Usage.month], set_={"renders": Usage.renders + 1},
+        index_elements=[Usage.workspace_id, Usage.month],
+        set_={"renders": Usage.renders + bindparam("n")},
         where=(Usage.renders < bindparam("quota")) if limited else None,
     ).returning(Usage.renders)
 
