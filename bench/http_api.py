@@ -6,7 +6,9 @@ scenarios alike:
 - trivial: GET /healthz (the floor of the same server);
 - cache hit: POST /api/v1/renders with a request rendered before (answered from storage);
 - fresh render: POST /api/v1/renders of the standard card with a new price each time, one
-  request at a time, next to the renderer's own time for the same card in this process.
+  request at a time, each next to a render of the same card (same format, a new price too) in
+  this process, alternating, so that the renderer's own time is measured under the same
+  conditions.
 
 Run: .venv/bin/python bench/http_api.py [--requests 2000] [--clients 8] [--markdown]
 """
@@ -130,18 +132,41 @@ def scenarios(template_id: int) -> dict:
     }
 
 
-def renderer_own_time(runs: int) -> float:
+def own_renderer():
+    """A function rendering the card in this process with a new price each call."""
     from renderer import load_template, render
     from renderer.api import directory_assets
 
     tpl = load_template(ROOT / "renderer" / "demo" / "card.json")
     assets = directory_assets(ROOT / "renderer" / "demo")
-    samples = []
-    for i in range(runs + 10):
+
+    def once(i: int) -> float:
         start = time.perf_counter()
         render(tpl, {**CARD_VARIABLES, "price": 10_000 + i}, format="png", assets=assets)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples[10:])
+        return time.perf_counter() - start
+
+    for i in range(10):  # warm-up
+        once(i)
+    return once
+
+
+def fresh_next_to_own(port: int, token: str, template_id: int, count: int) -> tuple:
+    """Fresh renders over HTTP, one at a time, each next to one render of the same card in this
+    process: the two alternate, so the machine's noise falls on both alike."""
+    client, own = Client(port, token), own_renderer()
+    for i in range(10):  # warm-up
+        client.call("POST", "/api/v1/renders", fresh_body(template_id, 20_000 + i))
+    samples, own_samples, wall = [], [], 0.0
+    for i in range(count):
+        own_samples.append(own(100 + i))
+        samples.append(client.call("POST", "/api/v1/renders", fresh_body(template_id,
+                                                                          20_100 + i)))
+        wall += samples[-1]
+    return samples, wall, statistics.median(own_samples)
+
+
+def fresh_body(template_id: int, price: int) -> dict:
+    return {"template": template_id, "variables": {**CARD_VARIABLES, "price": price}}
 
 
 def summarize(samples: list[float], wall: float) -> dict:
@@ -182,13 +207,7 @@ def measure(port: int, token: str, args) -> dict:
             samples, wall = run_concurrent(port, token, args.clients, per_client, call)
             results[name][0].extend(samples)
             results[name][1] += wall
-    fresh = lambda c, i: c.call("POST", "/api/v1/renders",  # noqa: E731
-                                {"template": template_id,
-                                 "variables": {**CARD_VARIABLES, "price": 20_000 + i}})
-    run_concurrent(port, token, 1, 10, fresh)
-    own = renderer_own_time(args.fresh)
-    fresh_samples, fresh_wall = run_concurrent(port, token, 1, args.fresh, lambda c, i: fresh(
-        c, 100 + i))
+    fresh_samples, fresh_wall, own = fresh_next_to_own(port, token, template_id, args.fresh)
     summary = {name: summarize(*value) for name, value in results.items()}
     summary["fresh render POST /renders (1 client)"] = summarize(fresh_samples, fresh_wall)
     return {"summary": summary, "own_ms": own * 1000, "clients": args.clients}
