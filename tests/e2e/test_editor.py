@@ -198,3 +198,56 @@ def test_a_broken_expression_is_shown_beside_its_field_and_not_saved(page, serve
     page.get_by_label("Text", exact=True).fill("{{ title | upper }}")
     expect(page.locator("#editor")).to_have_attribute("data-preview", "ready")
     expect(beside).to_be_hidden()
+
+
+def test_add_a_layer_bind_a_property_and_move_a_layer_in_one_size_only(page, server, tmp_path):
+    story = {**CARD, "name": "Story card", "sizes": {"story": {
+        "width": 252, "height": 480, "layers": {"title": {"y": 100}}}}}
+    path = tmp_path / "story.json"
+    path.write_text(json.dumps(story))
+    sign_up(page)
+    page.get_by_role("link", name="Templates").first.click()
+    page.get_by_label("Template file").set_input_files(str(path))
+    page.get_by_role("button", name="Upload", exact=True).click()
+    tid = int(page.url.rstrip("/").rsplit("/", 1)[1])
+    page.goto(f"/templates/{tid}/edit")
+    expect(page.locator("#editor")).to_have_attribute("data-preview", "ready")
+
+    page.get_by_role("button", name="Rectangle").click()
+    expect(page.locator(".ed-layer")).to_have_count(4)
+    expect(page.locator('.ed-box[data-layer="rect 1"]')).to_have_class(re.compile("selected"))
+
+    # bind the title's text: a variable at the caret, then a filter inside the expression
+    page.locator('.ed-layer[data-layer="title"] .ed-layer-name').click()  # under the new box
+    text = page.get_by_label("Text", exact=True)
+    text.evaluate("t => t.setSelectionRange(t.value.length, t.value.length)")
+    page.get_by_role("button", name="Bind text to data").click()
+    page.get_by_role("menuitem", name=re.compile(r"^price")).click()
+    expect(text).to_have_value("{{ title }}{{ price }}")
+    page.get_by_role("button", name="Bind text to data").click()
+    page.get_by_role("menuitem", name="| upper").click()
+    expect(text).to_have_value("{{ title }}{{ price | upper }}")
+
+    # in the story size, a drag moves the title of that size only
+    page.get_by_label("Canvas size").select_option("story")
+    page.wait_for_function("document.querySelector('[data-ed-image]').naturalWidth === 252")
+    expect(page.locator("#editor")).to_have_attribute("data-preview", "ready")
+    before = page.locator("#ed-prop-y").input_value()
+    assert before == "100"
+    drag(page, page.locator('.ed-box[data-layer="title"]'), 0, 40)
+    expect(page.locator("#ed-prop-y")).not_to_have_value("100")
+    moved = int(page.locator("#ed-prop-y").input_value())
+    expect(page.locator('.ed-field[data-prop="y"] label small')).to_have_text("this size")
+
+    page.get_by_role("button", name="Save as version 2").click()
+    expect(page.locator("[data-ed-status]")).to_have_text("Saved as version 2.")
+    with server.app.app_context():
+        version = db.session.scalar(db.select(TemplateVersion).where(
+            TemplateVersion.template_id == tid, TemplateVersion.version == 2))
+        content = json.loads(version.content)
+    layers = {layer["name"]: layer for layer in content["layers"]}
+    assert list(layers) == ["band", "title", "price", "rect 1"]
+    assert layers["rect 1"]["type"] == "rect"
+    assert layers["title"]["text"] == "{{ title }}{{ price | upper }}"
+    assert layers["title"]["y"] == 24  # the default size is where it was
+    assert content["sizes"]["story"]["layers"]["title"] == {"y": moved} and moved > 100

@@ -376,7 +376,7 @@
     const e = effective(layerByName(name));
     if (!GEOMETRY.every((p) => isNum(e[p]) || (p === "x" || p === "y") && e[p] === undefined)) return;
     event.preventDefault();
-    drag = {name, handle, x0: event.clientX, y0: event.clientY, moved: false,
+    drag = {name, handle, x0: event.clientX, y0: event.clientY, moved: false, touched: new Set(),
             scale: canvasSize().w / el.overlay.getBoundingClientRect().width,
             start: {x: e.x || 0, y: e.y || 0, width: e.width, height: e.height}};
     el.overlay.setPointerCapture(event.pointerId);
@@ -397,7 +397,11 @@
     if (h && h.includes("w")) { next.width = Math.max(1, s.width - dx); next.x = s.x + s.width - next.width; }
     if (h && h.includes("n")) { next.height = Math.max(1, s.height - dy); next.y = s.y + s.height - next.height; }
     const layer = layerByName(drag.name);
-    Object.entries(next).forEach(([prop, value]) => setProp(layer, prop, Math.round(value)));
+    Object.entries(next).forEach(([prop, value]) => {  // a move leaves the size alone
+      if (!drag.touched.has(prop) && Math.round(value) === s[prop]) return;
+      drag.touched.add(prop);
+      setProp(layer, prop, Math.round(value));
+    });
     afterChange({props: false, samples: false});
   });
 
@@ -484,7 +488,7 @@
     const overridden = variant() && PER_SIZE.has(prop) && (override(layer.name, false) || {})[prop] !== undefined;
     const label = make("label", {htmlFor: id}, title(prop), overridden ? make("small", {textContent: "this size"}) : null);
     const bind = make("button", {type: "button", className: "ed-mini ed-bind", textContent: "{ }", title: "Insert a variable"});
-    bind.setAttribute("aria-label", `Bind ${prop} to data`);
+    bind.setAttribute("aria-label", `Bind ${title(prop).toLowerCase()} to data`);
     bind.addEventListener("click", () => openMenu(bind, (text) => insertExpression(layer, prop, spec, text)));
     const wrap = make("div", {className: "ed-field" + (WIDE.has(prop) ? " wide" : ""), dataset: {prop}},
       label, make("div", {className: "ed-control"}, control.nodes, bind), make("p", {className: "error", hidden: true}));
