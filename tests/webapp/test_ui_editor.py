@@ -144,6 +144,12 @@ def test_saving_creates_a_version_as_the_api_does(app, live, make_account):
         "csrf_token": token, "content": json.dumps({**changed, "background": "#000000"})})
     assert "Saved as version 3." in flashes(client.get(form.headers["Location"]))
     assert api.get(f"/templates/{tid}").json()["content"]["background"] == "#000000"
+    # a page still on version 2 says that version 3 was saved meanwhile (and stays)
+    stale = post_json(client, f"/templates/{tid}/edit/save",
+                      {"template": {**changed, "background": "#111111"}, "base_version": 2},
+                      token)
+    assert stale.json["message"] == ("Saved as version 4. It was edited from version 2; "
+                                     "version 3, saved meanwhile, stays in the history.")
 
 
 @SQLITE

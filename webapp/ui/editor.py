@@ -213,6 +213,10 @@ def save_version(template_id: int):
     changed = row.current_version != before
     message = (f"Saved as version {row.current_version}." if changed else
                f"Nothing changed since version {row.current_version}; no new version.")
+    base = request.get_json(silent=True).get("base_version") if as_json else None
+    if changed and isinstance(base, int) and base < before:
+        message += (f" It was edited from version {base}; version {before}, saved meanwhile, "
+                    "stays in the history.")
     if as_json:
         return {"version": row.current_version, "created": changed, "message": message}
     flash(message, "success" if changed else "info")
