@@ -160,3 +160,32 @@ def test_a_batch_whose_jobs_were_lost_in_a_redis_restart_completes(api, app, red
     assert len({item["render"] for item in batch["items"]}) == 60
     assert len(zipfile.ZipFile(io.BytesIO(api.get(batch["merged_url"]).content)).namelist()) == 60
     assert api.get("/me").json()["usage"]["renders"] == 60
+
+
+@pytest.mark.parametrize("settings", [{"MONTHLY_QUOTA": 12}], ids=["quota12"])
+def test_a_chunk_bigger_than_the_quota_left_renders_up_to_the_quota_exactly(
+        api, start_worker):  # noqa: F811
+    template = api.post("/templates", json=PRICE).json()["id"]
+    assert api.post("/renders", json={"template": template,
+                                      "variables": {"sku": "X", "price": 1}}).status_code == 201
+    created = api.post("/batches", json={"template": template, "items": items(20)}).json()
+    start_worker()
+    batch = wait_done(api, created["id"])
+    assert (batch["done"], batch["failed"]) == (11, 9)  # one chunk: 11 fit, in item order
+    assert [item["status"] for item in batch["items"]] == ["completed"] * 11 + ["failed"] * 9
+    assert {item["error"]["code"] for item in batch["items"][11:]} == {"quota_exceeded"}
+    assert api.get("/me").json()["usage"]["renders"] == 12  # never more than the quota
+
+
+def test_rows_with_the_same_data_are_rendered_and_counted_once(api, start_worker):  # noqa: F811
+    template = api.post("/templates", json=PRICE).json()["id"]
+    rows = items(3) + items(3)  # each row twice, in one chunk
+    created = api.post("/batches", json={"template": template, "items": rows}).json()
+    start_worker()
+    batch = wait_done(api, created["id"])
+    assert (batch["done"], batch["failed"]) == (6, 0)
+    first, second = batch["items"][:3], batch["items"][3:]
+    assert [i["render"] for i in first] == [i["render"] for i in second]
+    assert [i["url"] for i in first] == [i["url"] for i in second]
+    assert [i["metadata"] for i in second] == [{"row": 2}, {"row": 3}, {"row": 4}]
+    assert api.get("/me").json()["usage"]["renders"] == 3
