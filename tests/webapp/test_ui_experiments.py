@@ -11,15 +11,21 @@ import re
 
 import pytest
 from helpers import open_image
-from test_experiments import BLUE, RED, card
-from test_ui_auth import csrf, errors, flashes, signed_in
-from test_ui_pages import text, upload
+from test_ui_live import csrf, errors, flashes, signed_in, text, upload
 
 from webapp.extensions import db
 from webapp.models import Experiment
 
 pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 GOAL = "https://shop.example/spring"
+RED, BLUE = (220, 38, 38), (37, 99, 235)
+
+
+def card(colour: str) -> dict:
+    return {"name": f"Card {colour}", "width": 40, "height": 20, "background": colour,
+            "variables": {"title": {"type": "text"}},
+            "layers": [{"name": "t", "type": "text", "x": 2, "y": 2, "width": 36,
+                        "height": 16, "text": "{{ title }}", "size": 8, "color": "#000000"}]}
 
 
 def template_of(client, colour: str) -> int:
