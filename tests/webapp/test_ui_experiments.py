@@ -16,7 +16,7 @@ from test_ui_live import csrf, errors, flashes, signed_in, text, upload
 from webapp.extensions import db
 from webapp.models import Experiment
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 GOAL = "https://shop.example/spring"
 RED, BLUE = (220, 38, 38), (37, 99, 235)
 
@@ -64,6 +64,7 @@ def colour(client, path: str) -> tuple[int, int, int]:
         return open_image(answer.data).convert("RGB").getpixel((39, 19))
 
 
+@SQLITE
 def test_the_pages_explain_what_to_do_first(app):
     client = signed_in(app)
     page = text(client.get("/experiments"))
@@ -122,6 +123,7 @@ def test_an_experiment_counts_visitors_on_a_chart_per_variant_and_takes_a_winner
         client.get(wrong.headers["Location"]))
 
 
+@SQLITE
 def test_mistakes_are_shown_beside_their_fields_and_nothing_is_started(app):
     client = signed_in(app)
     variants = two(client)
@@ -148,6 +150,7 @@ def test_mistakes_are_shown_beside_their_fields_and_nothing_is_started(app):
     assert count(app) == 0
 
 
+@SQLITE
 def test_more_variants_are_added_up_to_ten(app):
     client = signed_in(app)
     variants = two(client)
@@ -167,6 +170,7 @@ def test_more_variants_are_added_up_to_ten(app):
     assert 'name="variants-10-template"' not in many.text and "Add a variant" not in many.text
 
 
+@SQLITE
 def test_forms_need_a_csrf_token(app):
     client = signed_in(app)
     variants = two(client)

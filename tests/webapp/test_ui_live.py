@@ -17,7 +17,7 @@ from samples import PRICE_CARD
 from webapp.extensions import db
 from webapp.models import LiveBanner
 
-pytestmark = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 TOKEN = re.compile(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"')
 PASSWORD = "correct horse battery"
 
@@ -91,6 +91,7 @@ def banners(app) -> list[LiveBanner]:
         return list(db.session.scalars(db.select(LiveBanner)))
 
 
+@SQLITE
 def test_the_pages_explain_what_to_do_first(app):
     client = signed_in(app)
     page = text(client.get("/banners"))
@@ -137,6 +138,7 @@ def test_a_banner_from_pushed_data_shows_its_picture_and_takes_pushes(app):
     assert [b["id"] for b in client.get("/banners/status.json").get_json()["banners"]] == [bid]
 
 
+@SQLITE
 def test_the_mapping_shows_the_auto_mapped_keys_of_a_json_source(app, feed):
     feed.set({"product": {"name": "Mug", "price": {"amount": 12, "currency": "EUR"}}})
     client = signed_in(app)
@@ -170,6 +172,7 @@ def test_the_mapping_shows_the_auto_mapped_keys_of_a_json_source(app, feed):
     assert "badge-error" in listed and "answered 503" in listed
 
 
+@SQLITE
 def test_a_source_that_fails_or_selects_nothing_is_shown_and_nothing_is_made(app, feed):
     feed.set({"items": []})
     client = signed_in(app)
@@ -186,6 +189,7 @@ def test_a_source_that_fails_or_selects_nothing_is_shown_and_nothing_is_made(app
     assert banners(app) == []
 
 
+@SQLITE
 def test_mistakes_are_shown_beside_their_fields(app, feed):
     client = signed_in(app)
     tpl = template_of(client)
@@ -205,6 +209,7 @@ def test_mistakes_are_shown_beside_their_fields(app, feed):
     assert banners(app) == []
 
 
+@SQLITE
 def test_a_banner_is_changed_and_deleted(app):
     client = signed_in(app)
     tpl = template_of(client)
@@ -233,6 +238,7 @@ def test_a_banner_is_changed_and_deleted(app):
     assert client.get(f"/live/{banner.slug}.png").status_code == 404
 
 
+@SQLITE
 def test_forms_need_a_csrf_token(app):
     client = signed_in(app)
     tpl = template_of(client)
