@@ -186,6 +186,12 @@ def test_a_source_that_fails_or_selects_nothing_is_shown_and_nothing_is_made(app
     unreachable = json_source(client, feed, name="Closed", url="http://127.0.0.1:9/feed")
     refused = create(client, tpl, unreachable)
     assert refused.status_code == 422 and "The source could not be read" in text(refused)
+    sheet = client.post("/sources/new/file", content_type="multipart/form-data", data={
+        "csrf_token": csrf(client, "/sources/new/file"),
+        "file": (io.BytesIO(b"title\nMug\n"), "rows.csv")})
+    csv_source = int(sheet.headers["Location"].split("/")[2].split("?")[0])
+    wrong = client.get(f"/banners/new?template={tpl}&source={csv_source}")
+    assert wrong.status_code == 422 and "is not a JSON/HTTP source" in text(wrong)
     assert banners(app) == []
 
 

@@ -30,6 +30,7 @@ from ..queues import LIVE, require
 from ..rendering import get_version, load_version
 from . import templates
 from .common import options, owned, workspace_id
+from .errors import page
 
 bp = Blueprint("live", __name__)
 FORMATS = ["png", "jpeg", "webp", "avif", "gif"]
@@ -193,7 +194,8 @@ def new():
     source_id = request.values.get("source", type=int)
     source = owned(Source, source_id) if source_id else None
     if source is not None and source.type != JsonHttpSource.type:
-        source = None  # only JSON sources can feed a banner; the select offers no other
+        return page(422, f"“{source.name}” is not a JSON/HTTP source: live banners follow "
+                    "JSON APIs, or show the data pushed to them.", "unsupported_source")
     return _creator(pick, template, source)
 
 
