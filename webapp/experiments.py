@@ -17,7 +17,6 @@ import bisect
 import hashlib
 import logging
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -37,7 +36,7 @@ from .models.base import iso
 from .models.render import storage_name
 from .public import EXTENSION_FORMAT, _stored
 from .queues import redis_connection
-from .rendering import app_cache
+from .rendering import app_cache, recent
 
 log = logging.getLogger(__name__)
 bp = Blueprint("experiments", __name__)
@@ -74,23 +73,19 @@ class Running:
 
 
 def running(experiment_id: int) -> Running | None:
-    cache = app_cache("experiments")
-    now = time.monotonic()
-    hit = cache.get(experiment_id)
-    if hit is not None and now - hit[0] < LOOKUP_SECONDS:
-        return hit[1]
+    return recent("experiments", experiment_id, LOOKUP_SECONDS,
+                  lambda: _running(experiment_id))
+
+
+def _running(experiment_id: int) -> Running | None:
     experiment = db.session.get(Experiment, experiment_id, populate_existing=True) \
         if 0 < experiment_id < 2**31 else None
-    found = None
-    if experiment is not None:
-        weights = [v.weight for v in experiment.variants]
-        found = Running(experiment.id, experiment.format, experiment.goal_url,
-                        tuple(v.render_key for v in experiment.variants),
-                        tuple(np.cumsum(weights).tolist()), experiment.winner)
-    if len(cache) > 10_000:
-        cache.clear()
-    cache[experiment_id] = (now, found)
-    return found
+    if experiment is None:
+        return None
+    return Running(experiment.id, experiment.format, experiment.goal_url,
+                   tuple(v.render_key for v in experiment.variants),
+                   tuple(np.cumsum([v.weight for v in experiment.variants]).tolist()),
+                   experiment.winner)
 
 
 def forget(experiment_id: int) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +41,7 @@ from .rendering import (
     keyed,
     load_version,
     perform,
+    recent,
     render_object,
     template_and_version,
 )
@@ -65,19 +65,14 @@ class Showing:
 
 
 def showing(slug: str) -> Showing | None:
-    cache = app_cache("live")
-    now = time.monotonic()
-    hit = cache.get(slug)
-    if hit is not None and now - hit[0] < LOOKUP_SECONDS:
-        return hit[1]
+    return recent("live", slug, LOOKUP_SECONDS, lambda: _showing(slug))
+
+
+def _showing(slug: str) -> Showing | None:
     row = db.session.execute(select(
         LiveBanner.id, LiveBanner.render_key, LiveBanner.format, LiveBanner.refresh_seconds)
         .where(LiveBanner.slug == slug)).first()
-    found = Showing(row.id, row.render_key, row.format, row.refresh_seconds) if row else None
-    if len(cache) > 10_000:
-        cache.clear()
-    cache[slug] = (now, found)
-    return found
+    return Showing(row.id, row.render_key, row.format, row.refresh_seconds) if row else None
 
 
 @bp.get("/live/<slug>.<ext>")

@@ -8,7 +8,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -77,6 +77,21 @@ def app_cache(name: str) -> OrderedDict:
     """A cache of the current app's. Row ids and render keys only mean something within one
     database, and one process may serve several apps (the tests make one per test)."""
     return current_app.extensions.setdefault(f"rendering.{name}", OrderedDict())
+
+
+def recent(name: str, key: Hashable, seconds: float, load: Callable[[], Any]) -> Any:
+    """``load()``'s value for ``key``, kept in ``app_cache(name)`` for ``seconds`` (lookups on
+    every public request: a change reaches each process within that time)."""
+    cache = app_cache(name)
+    now = time.monotonic()
+    hit = cache.get(key)
+    if hit is not None and now - hit[0] < seconds:
+        return hit[1]
+    value = load()
+    if len(cache) > 10_000:
+        cache.clear()
+    cache[key] = (now, value)
+    return value
 
 
 def limits() -> Limits:

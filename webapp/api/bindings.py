@@ -14,7 +14,7 @@ from renderer.key import referenced_names
 
 from .. import syncs
 from ..auth import authenticate
-from ..errors import ApiError, not_found
+from ..errors import ApiError
 from ..extensions import db
 from ..mapping import make_plan
 from ..models import Binding, SyncRun
@@ -23,6 +23,7 @@ from ..openapi import operation
 from ..queues import SYNCS, require
 from ..rendering import load_version, template_and_version
 from ..schemas import BindingIn, BindingList, BindingOut, BindingUpdate, RunList, RunOut
+from .common import owned
 from .sources import get_source
 
 bp = Blueprint("bindings", __name__)
@@ -34,10 +35,7 @@ def _out(binding: Binding) -> dict[str, Any]:
 
 
 def get_binding(binding_id: int) -> Binding:
-    binding = db.session.get(Binding, binding_id)
-    if binding is None or binding.workspace_id != authenticate().workspace_id:
-        raise not_found("binding", binding_id)
-    return binding
+    return owned(Binding, binding_id, "binding")
 
 
 def _check(binding: Binding) -> None:

@@ -11,13 +11,14 @@ from flask import Blueprint, Response
 
 from .. import experiments
 from ..auth import authenticate
-from ..errors import ApiError, not_found
+from ..errors import ApiError
 from ..extensions import db
 from ..models import Experiment, Variant
 from ..models.base import utcnow
 from ..openapi import operation
 from ..rendering import Request, fold, load_version, perform, template_and_version
 from ..schemas import ExperimentIn, ExperimentList, ExperimentOut, VariantIn, WinnerIn
+from .common import owned
 
 bp = Blueprint("experiments_api", __name__)
 
@@ -28,10 +29,7 @@ def _out(experiment: Experiment) -> dict[str, Any]:
 
 
 def get_experiment(experiment_id: int) -> Experiment:
-    experiment = db.session.get(Experiment, experiment_id)
-    if experiment is None or experiment.workspace_id != authenticate().workspace_id:
-        raise not_found("experiment", experiment_id)
-    return experiment
+    return owned(Experiment, experiment_id, "experiment")
 
 
 @operation(bp, "POST", "/experiments", summary="Start an A/B experiment", tag="experiments",

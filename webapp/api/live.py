@@ -13,7 +13,6 @@ from connectors.json_http import flatten
 
 from .. import live
 from ..auth import authenticate
-from ..errors import not_found
 from ..extensions import db
 from ..models import LiveBanner
 from ..models.base import utcnow
@@ -21,6 +20,7 @@ from ..openapi import operation
 from ..queues import LIVE, require
 from ..rendering import template_and_version
 from ..schemas import LiveIn, LiveList, LiveOut, LiveUpdate
+from .common import owned
 from .sources import get_source
 
 bp = Blueprint("live_banners", __name__)
@@ -32,10 +32,7 @@ def _out(banner: LiveBanner) -> dict[str, Any]:
 
 
 def get_banner(banner_id: int) -> LiveBanner:
-    banner = db.session.get(LiveBanner, banner_id)
-    if banner is None or banner.workspace_id != authenticate().workspace_id:
-        raise not_found("live_banner", banner_id)
-    return banner
+    return owned(LiveBanner, banner_id, "live_banner")
 
 
 @operation(bp, "POST", "/live", summary="Create a live banner", tag="live banners",

@@ -14,7 +14,7 @@ from connectors.registry import check_config, connector_class, connector_types, 
 
 from .. import syncs
 from ..auth import authenticate
-from ..errors import ApiError, not_found
+from ..errors import ApiError
 from ..extensions import db
 from ..models import Source
 from ..models.base import iso, utcnow
@@ -29,6 +29,7 @@ from ..schemas import (
     SourceTestOut,
     SourceUpdate,
 )
+from .common import owned
 
 bp = Blueprint("sources", __name__)
 UPLOAD = {"file": "a .csv or .xlsx file: a header row, then one row per picture",
@@ -53,10 +54,7 @@ def source_object(source: Source) -> dict[str, Any]:
 
 
 def get_source(source_id: int) -> Source:
-    source = db.session.get(Source, source_id)
-    if source is None or source.workspace_id != authenticate().workspace_id:
-        raise not_found("source", source_id)
-    return source
+    return owned(Source, source_id, "source")
 
 
 @operation(bp, "GET", "/connector-types", summary="Source types and their settings",
