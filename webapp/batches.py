@@ -9,6 +9,7 @@ import io
 import json
 import queue
 import threading
+import time
 import zipfile
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,7 @@ from .rendering import (
 from .usage import reserve, reserve_many
 
 CHUNK = 25  # items per job
+RECORD_EVERY = 0.2  # seconds a finished item may wait to be recorded with the next ones
 
 
 def create(workspace_id: int, api_key_id: int | None, *, template_id: int,
@@ -179,9 +181,10 @@ def _render_plans(batch: Batch, plans: list[_Plan], recorder: Recorder) -> None:
 
 class Recorder:
     """A second thread that stores renders and records items while the worker renders the
-    next: what has piled up is recorded in one transaction (files first, then the renders, the
-    items and the batch's counts), and whoever counts the last item queues the merge. A failed
-    recording fails the job (RQ retries the chunk: its recorded items are not pending)."""
+    next: what piles up within RECORD_EVERY is recorded in one transaction (files first, then
+    the renders, the items and the batch's counts), and whoever counts the last item queues
+    the merge. A failed recording fails the job (RQ retries the chunk: its recorded items are
+    not pending, the others are rendered again)."""
 
     def __init__(self, app, batch_id: int):
         self.app, self.batch_id = app, batch_id
@@ -210,9 +213,10 @@ class Recorder:
         stop = False
         while not stop:
             group = [self._queue.get()]
+            deadline = time.monotonic() + RECORD_EVERY
             while group[-1] is not None and len(group) < CHUNK:
                 try:
-                    group.append(self._queue.get_nowait())
+                    group.append(self._queue.get(timeout=max(0, deadline - time.monotonic())))
                 except queue.Empty:
                     break
             stop = group[-1] is None
