@@ -11,8 +11,8 @@ from pathlib import Path
 import psycopg
 import pytest
 import redis as redis_client
-import requests
 import services  # noqa: I001  (tests/ is on the path)
+from apiclient import PASSWORD, Api
 from werkzeug.serving import make_server
 
 from webapp import create_app
@@ -20,7 +20,6 @@ from webapp.accounts import create_user, issue_key
 from webapp.migrate import upgrade
 
 ENCRYPTION_KEY = "u8LkYpS0jJdVXb9YbJ8yX4o9f0Tq3Jc6nY2kW3hQ1sE="  # a fixed Fernet key for tests
-PASSWORD = "correct horse battery"
 
 
 @pytest.fixture(scope="session")
@@ -137,44 +136,6 @@ def app(app_config, live):
 
         db.session.remove()
         db.engine.dispose()
-
-
-OUTSIDE_API = ("/api/", "/r/", "/u/", "/healthz", "/readyz", "/metrics", "/openapi.json",
-               "/docs")
-
-
-class Api:
-    """A client of the running server: ``api.post("/renders", json=...)`` under /api/v1."""
-
-    def __init__(self, base: str, token: str | None):
-        self.base = base
-        self.session = requests.Session()
-        self.token = token
-
-    def url(self, path: str) -> str:
-        if path.startswith("http"):
-            return path
-        return self.base + (path if path.startswith(OUTSIDE_API) else "/api/v1" + path)
-
-    def request(self, method: str, path: str, *, token: str | None = "default", **kwargs):
-        headers = dict(kwargs.pop("headers", {}) or {})
-        token = self.token if token == "default" else token
-        if token is not None:
-            headers.setdefault("Authorization", f"Bearer {token}")
-        return self.session.request(method, self.url(path), headers=headers, timeout=60,
-                                    **kwargs)
-
-    def get(self, path, **kwargs):
-        return self.request("GET", path, **kwargs)
-
-    def post(self, path, **kwargs):
-        return self.request("POST", path, **kwargs)
-
-    def put(self, path, **kwargs):
-        return self.request("PUT", path, **kwargs)
-
-    def delete(self, path, **kwargs):
-        return self.request("DELETE", path, **kwargs)
 
 
 @pytest.fixture

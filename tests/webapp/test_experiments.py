@@ -9,7 +9,7 @@ import concurrent.futures
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import Api
+from apiclient import Api
 from helpers import error_of, open_image
 
 pytestmark = pytest.mark.usefixtures("app")

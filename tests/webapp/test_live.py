@@ -9,7 +9,7 @@ import socket
 import time
 
 import pytest
-from conftest import Api
+from apiclient import Api
 from helpers import error_of, open_image
 from samples import PRICE_CARD as CARD
 from test_async_renders import start_worker  # noqa: F401  (fixture)
@@ -414,3 +414,24 @@ def test_image_layers_and_html_resources_use_the_same_guard(sapi):
             trap.accept()
     finally:
         trap.close()
+
+
+def test_a_change_that_cannot_be_shown_changes_nothing(sapi, feed):
+    photo = {"name": "Photo", "width": 40, "height": 40, "background": "#ffffff",
+             "variables": {"photo": {"type": "image"}, "title": {"type": "text"}},
+             "layers": [{"name": "t", "type": "text", "x": 0, "y": 0, "width": 40,
+                         "height": 20, "text": "{{ title }}", "size": 10},
+                        {"name": "p", "type": "image", "x": 0, "y": 20, "width": 40,
+                         "height": 20, "src": "{{ photo }}", "visible": "{{ photo != '' }}"}]}
+    feed.set({"product": {"title": "Mug", "photo": "", "bad": "http://0x7f000002:9/x.png"}})
+    made = banner(sapi, template(sapi, photo), json_source(sapi, feed)["id"])
+    # the render itself fails (after its quota was reserved and its row committed)
+    error = error_of(sapi.put(f"/live/{made['id']}", json={"mapping": {"photo": "bad"},
+                                                           "refresh_seconds": 99}), 422)
+    assert "loopback" in error["message"], error
+    error = error_of(sapi.put(f"/live/{made['id']}", json={"mapping": {"title": "nope"}}),
+                     422)
+    assert error["code"] == "mapping_missing"
+    after = sapi.get(f"/live/{made['id']}").json()
+    assert (after["mapping"], after["refresh_seconds"]) == ({}, 5)
+    assert after["render_key"] == made["render_key"] and after["status"] == "ok"

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
-from conftest import Api
+from apiclient import Api
 from helpers import error_of, open_image
 from samples import PRICE_CARD as CARD
 from test_async_renders import start_worker  # noqa: F401  (fixture)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 import services
-from conftest import PASSWORD
+from apiclient import PASSWORD
 
 from webapp.extensions import db
 from webapp.models import ApiKey, User

@@ -137,6 +137,7 @@ def update_banner(banner_id: int, body: LiveUpdate):
         changes["format"] = _format(changes["format"])
     template_and_version(banner.workspace_id, changes.get("template_id", banner.template_id),
                          changes.get("version", banner.version))  # 404s before any change
+    before = {name: getattr(banner, name) for name in [*changes, "etag"]}
     for name, value in changes.items():
         setattr(banner, name, value)
     try:
@@ -146,10 +147,19 @@ def update_banner(banner_id: int, body: LiveUpdate):
         else:
             live.show(banner, banner.data or {})
     except Exception:
-        db.session.rollback()
+        _restore(banner.id, before)
         raise
     _saved(banner)
     return _out(banner)
+
+
+def _restore(banner_id: int, before: dict[str, Any]) -> None:
+    """Rendering commits its render row, and the changed settings with it: put them back."""
+    db.session.rollback()
+    banner = db.session.get(LiveBanner, banner_id, populate_existing=True)
+    for name, value in before.items():
+        setattr(banner, name, value)
+    db.session.commit()
 
 
 @operation(bp, "DELETE", "/live/<int:banner_id>", summary="Delete a live banner",
