@@ -200,11 +200,11 @@ def _read_file(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise TemplateError(f"cannot read {path}: {exc}", path="$") from None
     if path.suffix.lower() in (".html", ".htm"):
-        return {"kind": "html", "name": path.stem, "html": text, **_html_size_hint(text)}
+        return {"kind": "html", "name": path.stem, "html": text, **html_size_hint(text)}
     return text
 
 
-def _html_size_hint(text: str) -> dict[str, int]:
+def html_size_hint(text: str) -> dict[str, int]:
     """An uploaded .html file may give its size: ``<meta name="pixelmerge:size" content="WxH">``."""
     import re
 

@@ -17,6 +17,7 @@ import bisect
 import hashlib
 import logging
 import secrets
+import urllib.parse
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -36,7 +37,15 @@ from .models.base import iso
 from .models.render import storage_name
 from .public import EXTENSION_FORMAT, _stored
 from .queues import redis_connection
-from .rendering import app_cache, recent
+from .rendering import (
+    Request,
+    app_cache,
+    fold,
+    load_version,
+    perform,
+    recent,
+    template_and_version,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("experiments", __name__)
@@ -219,6 +228,30 @@ def _add(experiment_id: int, counts: dict[str, int]) -> None:
         db.session.execute(update(Variant).where(
             Variant.experiment_id == experiment_id, Variant.position == int(field[1:]))
             .values({column: getattr(Variant, column) + n}))
+
+
+# ---------------------------------------------------------------- creating
+
+
+def check_goal(url: str) -> None:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ApiError(422, "invalid_request", f"goal_url: {url!r} is not an http(s) URL; "
+                       "clicks are sent there", details={"path": "goal_url"})
+
+
+def make_variant(workspace_id: int, index: int, template_id: int, version: int | None,
+                 weight: float, fmt: str, variables: dict[str, Any], *,
+                 api_key_id: int | None = None) -> Variant:
+    """A variant, rendered now (once) with the experiment's variables."""
+    template, head = template_and_version(workspace_id, template_id, version)
+    tpl = load_version(head)
+    values, overrides = fold(tpl, variables, None, None)
+    req = Request(template, head, tpl, values, overrides, fmt, None, 1, None, False)
+    snap, _ = perform(req, workspace_id=workspace_id, api_key_id=api_key_id,
+                      metadata={"experiment_variant": index})
+    return Variant(position=index, template_id=template.id, version=head.version,
+                   weight=weight, render_key=snap["key"])
 
 
 # ---------------------------------------------------------------- statistics

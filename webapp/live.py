@@ -257,6 +257,81 @@ def overdue(grace_seconds: float = 10.0) -> list[tuple[int, dt.datetime]]:
     return [(row.id, row.next_refresh_at) for row in rows]
 
 
+# ---------------------------------------------------------------- creating and changing
+
+
+def create(banner: LiveBanner, data: dict[str, Any] | None) -> None:
+    """Show the source's data (or ``data``) and save the new banner; on any error nothing
+    stays (rendering commits its render row, and the banner with it: it goes again)."""
+    template_and_version(banner.workspace_id, banner.template_id, banner.version)  # 404s
+    if banner.source_id is not None:
+        from .queues import LIVE
+        from .queues import require as require_queue
+
+        require_queue(LIVE, "live banners that follow a source")  # workers refresh them
+    db.session.add(banner)
+    db.session.flush()
+    try:
+        if banner.source_id is not None:
+            refresh_now(banner)
+        else:
+            flat = flatten(data or {})
+            show(banner, flat)
+            banner.data, banner.data_origin = flat, "push" if data else None
+    except Exception:
+        db.session.rollback()
+        _delete(banner.id)
+        raise
+    saved(banner)
+
+
+def change(banner: LiveBanner, changes: dict[str, Any]) -> None:
+    """Apply ``changes`` (column -> value) and show the data again with them; if that fails,
+    the banner is as it was."""
+    template_and_version(banner.workspace_id, changes.get("template_id", banner.template_id),
+                         changes.get("version", banner.version))  # 404s before any change
+    before = {name: getattr(banner, name) for name in [*changes, "etag"]}
+    for name, value in changes.items():
+        setattr(banner, name, value)
+    try:
+        if banner.source_id is not None:
+            banner.etag = None  # read the whole answer again
+            refresh_now(banner)
+        else:
+            show(banner, banner.data or {})
+    except Exception:
+        _restore(banner.id, before)
+        raise
+    saved(banner)
+
+
+def saved(banner: LiveBanner) -> None:
+    """Commit a banner that shows its data now, and start its refreshes."""
+    now = utcnow()
+    banner.status, banner.error, banner.updated_at = "ok", None, now
+    banner.refreshed_at = now
+    banner.next_refresh_at = (now + dt.timedelta(seconds=banner.refresh_seconds)
+                              if banner.source_id is not None else None)
+    db.session.commit()
+    forget(banner.slug)
+    schedule(banner)
+
+
+def _delete(banner_id: int) -> None:
+    leftover = db.session.get(LiveBanner, banner_id)
+    if leftover is not None:
+        db.session.delete(leftover)
+        db.session.commit()
+
+
+def _restore(banner_id: int, before: dict[str, Any]) -> None:
+    db.session.rollback()
+    banner = db.session.get(LiveBanner, banner_id, populate_existing=True)
+    for name, value in before.items():
+        setattr(banner, name, value)
+    db.session.commit()
+
+
 # ---------------------------------------------------------------- the API's view
 
 

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Any
 
 from flask import Blueprint, Response
@@ -16,7 +15,6 @@ from ..extensions import db
 from ..models import Experiment, Variant
 from ..models.base import utcnow
 from ..openapi import operation
-from ..rendering import Request, fold, load_version, perform, template_and_version
 from ..schemas import ExperimentIn, ExperimentList, ExperimentOut, VariantIn, WinnerIn
 from .common import owned
 
@@ -39,7 +37,7 @@ def create_experiment(body: ExperimentIn):
     """Renders every variant with ``variables`` before answering (a variant that cannot be
     rendered is refused with its index). Embed ``image_url`` and link it to ``click_url``."""
     principal = authenticate()
-    _check_goal(body.goal_url)
+    experiments.check_goal(body.goal_url)
     fmt = "jpeg" if body.format == "jpg" else body.format
     variants = [_variant(principal.workspace_id, i, v, fmt, body.variables)
                 for i, v in enumerate(body.variants)]
@@ -51,28 +49,17 @@ def create_experiment(body: ExperimentIn):
     return _out(experiment), 201
 
 
-def _check_goal(url: str) -> None:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ApiError(422, "invalid_request", f"goal_url: {url!r} is not an http(s) URL; "
-                       "clicks are sent there", details={"path": "goal_url"})
-
-
 def _variant(workspace_id: int, index: int, given: VariantIn, fmt: str,
              variables: dict[str, Any]) -> Variant:
-    path = f"variants[{index}]"
     try:
-        template, version = template_and_version(workspace_id, given.template, given.version)
+        return experiments.make_variant(workspace_id, index, given.template, given.version,
+                                        given.weight, fmt, variables,
+                                        api_key_id=authenticate().key_id)
     except ApiError as exc:
-        raise ApiError(exc.status, exc.code, f"{path}: {exc.message}",
-                       details={"path": f"{path}.template"}) from None
-    tpl = load_version(version)
-    values, overrides = fold(tpl, variables, None, None)
-    req = Request(template, version, tpl, values, overrides, fmt, None, 1, None, False)
-    snap, _ = perform(req, workspace_id=workspace_id, api_key_id=authenticate().key_id,
-                      metadata={"experiment_variant": index})
-    return Variant(position=index, template_id=template.id, version=version.version,
-                   weight=given.weight, render_key=snap["key"])
+        if exc.status != 404:
+            raise
+        raise ApiError(404, exc.code, f"variants[{index}]: {exc.message}",
+                       details={"path": f"variants[{index}].template"}) from None
 
 
 @operation(bp, "GET", "/experiments", summary="List experiments", tag="experiments",

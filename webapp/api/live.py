@@ -3,22 +3,16 @@ themselves are served outside the API (``webapp/live.py``)."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from flask import Blueprint, Response
 from sqlalchemy import select
 
-from connectors.json_http import flatten
-
 from .. import live
 from ..auth import authenticate
 from ..extensions import db
 from ..models import LiveBanner
-from ..models.base import utcnow
 from ..openapi import operation
-from ..queues import LIVE, require
-from ..rendering import template_and_version
 from ..schemas import LiveIn, LiveList, LiveOut, LiveUpdate
 from .common import owned
 from .sources import get_source
@@ -48,7 +42,9 @@ def create_banner(body: LiveIn):
                         mapping=body.mapping, format=_format(body.format), size=body.size,
                         api_key_id=principal.key_id)
     banner.refresh_seconds = body.refresh_seconds or _source_refresh(banner)
-    _first_picture(banner, body.data)
+    if banner.source_id is not None:
+        get_source(banner.source_id)  # 404 for other workspaces' sources
+    live.create(banner, body.data)
     return _out(banner), 201
 
 
@@ -60,51 +56,6 @@ def _source_refresh(banner: LiveBanner) -> int:
     if banner.source_id is None:
         return 60
     return int(get_source(banner.source_id).config.get("refresh_seconds") or 60)
-
-
-def _first_picture(banner: LiveBanner, data: dict[str, Any] | None) -> None:
-    """Show the source's data (or ``data``) and save the banner; on any error nothing stays."""
-    template_and_version(banner.workspace_id, banner.template_id, banner.version)  # 404s
-    if banner.source_id is not None:
-        get_source(banner.source_id)
-        require(LIVE, "live banners")  # workers refresh them
-    db.session.add(banner)
-    db.session.flush()
-    try:
-        _show(banner, data)
-    except Exception:
-        db.session.rollback()
-        _discard(banner.id)
-        raise
-    _saved(banner)
-
-
-def _show(banner: LiveBanner, data: dict[str, Any] | None) -> None:
-    if banner.source_id is not None:
-        live.refresh_now(banner)
-    else:
-        flat = flatten(data or {})
-        live.show(banner, flat)
-        banner.data, banner.data_origin = flat, "push" if data else None
-
-
-def _discard(banner_id: int) -> None:
-    """Rendering commits its render row; a banner committed with it goes again."""
-    leftover = db.session.get(LiveBanner, banner_id)
-    if leftover is not None:
-        db.session.delete(leftover)
-        db.session.commit()
-
-
-def _saved(banner: LiveBanner) -> None:
-    now = utcnow()
-    banner.status, banner.error, banner.updated_at = "ok", None, now
-    banner.refreshed_at = now
-    banner.next_refresh_at = (now + dt.timedelta(seconds=banner.refresh_seconds)
-                              if banner.source_id is not None else None)
-    db.session.commit()
-    live.forget(banner.slug)
-    live.schedule(banner)
 
 
 @operation(bp, "GET", "/live", summary="List live banners", tag="live banners",
@@ -135,31 +86,8 @@ def update_banner(banner_id: int, body: LiveUpdate):
         changes["template_id"] = changes.pop("template")
     if "format" in changes:
         changes["format"] = _format(changes["format"])
-    template_and_version(banner.workspace_id, changes.get("template_id", banner.template_id),
-                         changes.get("version", banner.version))  # 404s before any change
-    before = {name: getattr(banner, name) for name in [*changes, "etag"]}
-    for name, value in changes.items():
-        setattr(banner, name, value)
-    try:
-        if banner.source_id is not None:
-            banner.etag = None  # read the whole answer again
-            live.refresh_now(banner)
-        else:
-            live.show(banner, banner.data or {})
-    except Exception:
-        _restore(banner.id, before)
-        raise
-    _saved(banner)
+    live.change(banner, changes)
     return _out(banner)
-
-
-def _restore(banner_id: int, before: dict[str, Any]) -> None:
-    """Rendering commits its render row, and the changed settings with it: put them back."""
-    db.session.rollback()
-    banner = db.session.get(LiveBanner, banner_id, populate_existing=True)
-    for name, value in before.items():
-        setattr(banner, name, value)
-    db.session.commit()
 
 
 @operation(bp, "DELETE", "/live/<int:banner_id>", summary="Delete a live banner",

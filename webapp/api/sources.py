@@ -77,7 +77,7 @@ def _configured(type_: str, config: dict[str, Any]) -> tuple[dict, dict]:
 def create_source():
     principal = authenticate()
     if request.mimetype == "multipart/form-data":
-        source = _uploaded_source(principal.workspace_id)
+        source = uploaded_source(principal.workspace_id)
     else:
         body = parse_body(SourceIn)
         config, secrets = _configured(body.type, body.config)
@@ -89,7 +89,7 @@ def create_source():
     return source_object(source), 201
 
 
-def _uploaded_source(workspace_id: int) -> Source:
+def uploaded_source(workspace_id: int) -> Source:
     upload = request.files.get("file")
     if upload is None or not upload.filename:
         raise ApiError(400, "invalid_request", "file: a .csv or .xlsx file is required")

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, request
 
 import renderer
 from renderer import RendererError
-from renderer.model import _html_size_hint  # the rule `pixelmerge validate` applies to files
+from renderer.model import html_size_hint  # the rule `pixelmerge validate` applies to files
 
 from ..errors import ApiError
 from ..extensions import db
@@ -76,11 +76,11 @@ def _uploaded() -> dict[str, Any]:
     filename = upload.filename.lower()
     if not filename.endswith((".html", ".htm", ".json")):
         raise ApiError(415, "unsupported_media_type", "file: upload a .json or .html file")
-    text = _text(upload.read())
+    text = upload_text(upload.read())
     if filename.endswith(".json"):
-        content = _json_text(text)
+        content = json_text(text)
     else:
-        size = _html_size_hint(text)  # the file's pixelmerge:size meta tag, else 1200 x 630
+        size = html_size_hint(text)  # the file's pixelmerge:size meta tag, else 1200 x 630
         content = {"kind": "html", "name": upload.filename.rsplit(".", 1)[0], "html": text,
                    "width": _form_int("width", size["width"]),
                    "height": _form_int("height", size["height"])}
@@ -89,7 +89,7 @@ def _uploaded() -> dict[str, Any]:
     return content
 
 
-def _text(data: bytes) -> str:
+def upload_text(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")  # editors on Windows like to start with a BOM
     except UnicodeDecodeError as exc:
@@ -106,7 +106,7 @@ def _form_int(name: str, default: int) -> int:
     return int(value)
 
 
-def _json_text(text: str) -> dict[str, Any]:
+def json_text(text: str) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -117,14 +117,14 @@ def _json_text(text: str) -> dict[str, Any]:
     return data
 
 
-def _validated(content: dict[str, Any]) -> renderer.Template:
+def validated_template(content: dict[str, Any]) -> renderer.Template:
     try:
         return renderer.load_template(content, limits=limits())
     except RendererError as exc:
         raise ApiError(422, exc.code, str(exc), details={"path": exc.path}) from None
 
 
-def _save_version(row: Template, content: dict[str, Any],
+def save_version(row: Template, content: dict[str, Any],
                   tpl: renderer.Template) -> TemplateVersion:
     number = (row.current_version or 0) + 1 if row.id else 1
     version = TemplateVersion(template=row, version=number, digest=tpl.digest,
@@ -152,11 +152,11 @@ def list_templates():
            errors=(400, 401, 403, 413, 415, 422))
 def create_template():
     content = _content()
-    tpl = _validated(content)
+    tpl = validated_template(content)
     row = Template(workspace_id=current_workspace().id, name=tpl.name, kind=tpl.kind,
                    current_version=0)
     db.session.add(row)
-    version = _save_version(row, content, tpl)
+    version = save_version(row, content, tpl)
     db.session.commit()
     forget_template(row.id)
     return template_object(row, version), 201
@@ -177,11 +177,11 @@ def update_template(template_id: int):
     """Every save creates an immutable version; saving unchanged content creates none."""
     row = get_template(current_workspace().id, template_id)
     content = _content()
-    tpl = _validated(content)
+    tpl = validated_template(content)
     current = get_version(row, None)
     if current.digest == tpl.digest:
         return template_object(row, current)
-    version = _save_version(row, content, tpl)
+    version = save_version(row, content, tpl)
     db.session.commit()
     forget_template(row.id)
     return template_object(row, version)
@@ -218,7 +218,7 @@ def preview(template_id: int, body: PreviewBody):
     the given values and returns the picture itself. Nothing is stored or counted."""
     workspace = current_workspace()
     row = get_template(workspace.id, template_id)
-    tpl = _validated(body.template) if body.template else load_version(
+    tpl = validated_template(body.template) if body.template else load_version(
         get_version(row, body.version))
     variables, overrides = fold(tpl, {**tpl.samples(), **(body.variables or {})}, body.layers,
                                 body.modifications)

@@ -36,7 +36,7 @@ from renderer import RendererError
 from renderer.key import referenced_names
 from renderer.model import COMMON_PROPS, LAYER_PROPS, POSITIONS
 
-from ..api.templates import _json_text, _validated
+from ..api.templates import json_text, validated_template
 from ..errors import ApiError
 from ..extensions import db
 from ..models import Binding, Source, Template
@@ -140,7 +140,7 @@ def preview(template_id: int):
 def _picture(content: dict, values: Any, size: str | None) -> tuple[bytes, str, list, bool]:
     if not isinstance(values, dict):
         raise ApiError(400, "invalid_request", "variables: must be an object")
-    tpl = _validated(content)
+    tpl = validated_template(content)
     if size is not None and size not in tpl.sizes:
         raise ApiError(422, "unknown_size", f"size: no size named {size!r}",
                        details={"path": "size"})
@@ -225,7 +225,7 @@ def save_version(template_id: int):
 
 def _posted_content(as_json: bool) -> dict[str, Any]:
     if not as_json:
-        return _json_text(request.form.get("content", ""))
+        return json_text(request.form.get("content", ""))
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or not isinstance(body.get("template"), dict):
         raise ApiError(400, "invalid_request", "send {\"template\": {...}}")

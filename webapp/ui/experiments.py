@@ -26,13 +26,11 @@ from wtforms.validators import InputRequired, Length, NumberRange, Optional, Val
 from renderer import RendererError
 
 from .. import experiments
-from ..api.experiments import _check_goal
 from ..errors import ApiError
 from ..extensions import db
 from ..models import Experiment, Template, Variant
 from ..models.base import utcnow
 from ..queues import QueueUnavailable
-from ..rendering import Request, fold, load_version, perform, template_and_version
 from . import templates
 from .common import options, owned, workspace_id
 from .errors import page
@@ -123,7 +121,7 @@ def _enough(form: ExperimentForm) -> bool:
 
 def _create(form: ExperimentForm) -> Experiment | None:
     try:
-        _check_goal(form.goal_url.data.strip())
+        experiments.check_goal(form.goal_url.data.strip())
     except ApiError as exc:
         form.goal_url.errors = [_sentence(exc.message.removeprefix("goal_url: "))]
         return None
@@ -149,17 +147,9 @@ def _create(form: ExperimentForm) -> Experiment | None:
 
 
 def _variant(index: int, given: VariantForm, fmt: str, values: dict[str, Any]) -> Variant:
-    """Rendered once, now, as the API renders a variant (the UI has no API key)."""
-    template, version = template_and_version(workspace_id(), given.template.data,
-                                             given.version.data)
-    tpl = load_version(version)
-    variables, overrides = fold(tpl, values, None, None)
-    req = Request(template, version, tpl, variables, overrides, fmt, None, 1, None, False)
-    snap, _ = perform(req, workspace_id=workspace_id(), api_key_id=None,
-                      metadata={"experiment_variant": index})
     weight = given.weight.data if given.weight.data is not None else 1.0
-    return Variant(position=index, template_id=template.id, version=version.version,
-                   weight=weight, render_key=snap["key"])
+    return experiments.make_variant(workspace_id(), index, given.template.data,
+                                    given.version.data, weight, fmt, values)
 
 
 def _sentence(text: str) -> str:

@@ -20,13 +20,11 @@ from connectors.json_http import JsonHttpSource, flatten
 from renderer import RendererError
 
 from .. import live, syncs
-from ..api import live as live_api
 from ..errors import ApiError
 from ..extensions import db
 from ..mapping import normalise
 from ..models import LiveBanner, Source, Template
 from ..models.base import utcnow
-from ..queues import LIVE, require
 from ..rendering import get_version, load_version
 from . import templates
 from .common import options, owned, workspace_id
@@ -247,18 +245,10 @@ def _create(form: BannerForm, template: Template, source: Source | None, names: 
     data = json.loads(form.values.data) if source is None and (form.values.data or "").strip() \
         else None
     try:
-        if source is not None:
-            require(LIVE, "live banners that follow a source")  # workers refresh them
-        db.session.add(banner)
-        db.session.flush()
-        live_api._show(banner, data)
+        live.create(banner, data)
     except DOMAIN_ERRORS as exc:
-        db.session.rollback()
-        if banner.id is not None:
-            live_api._discard(banner.id)
         problems.add(exc)
         return None
-    live_api._saved(banner)
     return banner
 
 
@@ -347,21 +337,15 @@ def edit(banner_id: int):
 
 def _update(banner: LiveBanner, form: EditForm, names: list[str], problems: Problems) -> bool:
     """Shows the banner's data again with the new settings, as ``PUT /live/{id}`` does."""
-    banner.name = (form.name.data or "").strip() or None
-    banner.mapping = mapping_from_form(names)
+    changes = {"name": (form.name.data or "").strip() or None,
+               "mapping": mapping_from_form(names)}
     if form.refresh_seconds.data:
-        banner.refresh_seconds = form.refresh_seconds.data
+        changes["refresh_seconds"] = form.refresh_seconds.data
     try:
-        if banner.source_id is not None:
-            banner.etag = None  # read the whole answer again
-            live.refresh_now(banner)
-        else:
-            live.show(banner, banner.data or {})
+        live.change(banner, changes)
     except DOMAIN_ERRORS as exc:
-        db.session.rollback()
         problems.add(exc)
         return False
-    live_api._saved(banner)
     return True
 
 

@@ -36,7 +36,7 @@ from connectors.csv_file import FORMATS
 from connectors.registry import check_config, connector_class, connector_types, split_secrets
 
 from .. import google_oauth, syncs
-from ..api.sources import _uploaded_source, settings
+from ..api.sources import settings, uploaded_source
 from ..errors import ApiError
 from ..extensions import db
 from ..models import Binding, GoogleAccount, Source
@@ -226,7 +226,7 @@ def _new_upload(kind: dict[str, Any]):
     form = UploadForm()
     if form.validate_on_submit():
         try:
-            source = _uploaded_source(workspace_id())
+            source = uploaded_source(workspace_id())
         except (ApiError, SourceError) as exc:
             db.session.rollback()
             path = exc.details.get("path") if isinstance(exc.details, dict) else None

@@ -27,10 +27,9 @@ from wtforms.validators import Length, NumberRange, Optional
 
 import renderer
 from renderer import RendererError
-from renderer.model import _html_size_hint
+from renderer.model import html_size_hint
 
-from ..api.templates import _json_text, _save_version, _validated
-from ..api.templates import _text as _text_of
+from ..api.templates import json_text, save_version, upload_text, validated_template
 from ..errors import ApiError
 from ..extensions import db
 from ..models import Template, TemplateVersion
@@ -125,11 +124,11 @@ def _create_from_upload(form: UploadForm) -> Template | None:
 def _content_of(form: UploadForm, data: bytes) -> dict[str, Any]:
     """The template in an uploaded file, read as ``POST /api/v1/templates`` reads one."""
     filename = form.file.data.filename
-    text = _text_of(data)
+    text = upload_text(data)
     if filename.lower().endswith(".json"):
-        content = _json_text(text)
+        content = json_text(text)
     else:
-        size = _html_size_hint(text)  # the file's pixelmerge:size meta tag, else 1200 x 630
+        size = html_size_hint(text)  # the file's pixelmerge:size meta tag, else 1200 x 630
         content = {"kind": "html", "name": filename.rsplit(".", 1)[0], "html": text,
                    "width": form.width.data or size["width"],
                    "height": form.height.data or size["height"]}
@@ -145,14 +144,14 @@ def _where(details: dict) -> str:
 
 def save(content: dict[str, Any], row: Template | None = None) -> Template:
     """A new template, or a new version of ``row`` (none when the content is unchanged)."""
-    tpl = _validated(content)
+    tpl = validated_template(content)
     if row is None:
         row = Template(workspace_id=workspace_id(), name=tpl.name, kind=tpl.kind,
                        current_version=0)
         db.session.add(row)
     elif get_version(row, None).digest == tpl.digest:
         return row
-    _save_version(row, content, tpl)
+    save_version(row, content, tpl)
     db.session.commit()
     forget_template(row.id)
     return row
@@ -281,7 +280,7 @@ def replace(template_id: int):
     """Save pasted JSON as a new version (the quick fix; the editor is the comfortable way)."""
     row = owned(Template, template_id)
     try:
-        save(_json_text(request.form.get("content", "")), row)
+        save(json_text(request.form.get("content", "")), row)
     except ApiError as exc:
         db.session.rollback()
         flash(f"Not saved: {exc.message}{_where(exc.details)}", "error")
