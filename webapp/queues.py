@@ -11,7 +11,9 @@ BATCHES = "batches"
 WEBHOOKS = "webhooks"
 SYNCS = "syncs"  # reading a binding's sheet and writing its outputs back
 LIVE = "live"  # refreshing live banners from their sources
-ALL = (RENDERS, BATCHES, SYNCS, LIVE, WEBHOOKS)
+# a worker takes jobs from the first queue that has one: the small, time-bound jobs (a render
+# someone waits for, a live banner's refresh) go before the long batch chunks
+ALL = (RENDERS, LIVE, SYNCS, BATCHES, WEBHOOKS)
 
 
 class QueueUnavailable(Exception):
