@@ -1,9 +1,11 @@
-"""Templates: the gallery with thumbnails, uploads (.json or .html), duplicates, versions and a
-preview with sample data. Saving goes through the API module's own validation and versioning,
-so a template saved here is exactly what ``POST /api/v1/templates`` would have saved."""
+"""Templates: the gallery with thumbnails, a new template from a blank card or a starter (no file
+needed), uploads (.json or .html), duplicates, versions and a preview with sample data. Saving
+goes through the API module's own validation and versioning, so a template saved here is
+exactly what ``POST /api/v1/templates`` would have saved."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 from typing import Any
@@ -22,23 +24,25 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileRequired
 from PIL import Image
 from sqlalchemy import select
-from wtforms import IntegerField, StringField
-from wtforms.validators import Length, NumberRange, Optional
+from wtforms import IntegerField, RadioField, SelectField, StringField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, ValidationError
 
 import renderer
 from renderer import RendererError
 from renderer.model import html_size_hint
 
 from ..api.templates import json_text, save_version, upload_text, validated_template
+from ..demo import DEMO_ASSETS, DEMO_DIR
 from ..errors import ApiError
 from ..extensions import db
-from ..models import Template, TemplateVersion
+from ..models import Asset, Template, TemplateVersion
 from ..models.base import utcnow
 from ..rendering import (
     WorkspaceAssets,
     asset_names,
     asset_rows,
     fold,
+    forget_assets,
     forget_template,
     format_of,
     get_version,
@@ -47,7 +51,7 @@ from ..rendering import (
     outbound,
 )
 from ..storage import NotFound
-from .common import field_error, owned, workspace_id
+from .common import field_error, options, owned, workspace_id
 
 bp = Blueprint("templates", __name__)
 THUMB = (480, 300)
@@ -140,6 +144,153 @@ def _content_of(form: UploadForm, data: bytes) -> dict[str, Any]:
 def _where(details: dict) -> str:
     path = details.get("path")
     return f" (at {path})" if path and path != "$" else ""
+
+
+SIZES = {"social": ("Social card", 1200, 630), "square": ("Square", 1080, 1080),
+         "story": ("Story", 1080, 1920)}
+STARTERS = {  # bundled demo templates that make sense in the visual editor (layered, one frame)
+    "card": ("card.json", "Product card",
+             "A photo, a headline, a price badge and a logo, in three sizes."),
+    "world": ("world.json", "Hello, world",
+              "Text in many scripts: Arabic, Hebrew, CJK, Devanagari and emoji."),
+}
+BLANK = ("Blank card", "A background and a headline bound to a title variable; "
+                       "add text, pictures, shapes and QR codes in the editor.")
+
+
+class NewTemplateForm(FlaskForm):
+    start = RadioField("Start from", default="blank", choices=options([
+        ("blank", BLANK[0]), *((key, label) for key, (_, label, _) in STARTERS.items())]))
+    preset = SelectField("Size", default="social", choices=options([
+        *((key, f"{label} · {w}×{h}") for key, (label, w, h) in SIZES.items()),
+        ("custom", "Custom size")]))
+    width = StringField("Width (px)")  # read only for a custom size: text, parsed below
+    height = StringField("Height (px)")
+    name = StringField("Name", validators=[DataRequired("Give the template a name."),
+                                           Length(max=200)],
+                       description="What the gallery, bindings and renders call it.")
+
+    def blank_custom(self) -> bool:
+        return self.start.data == "blank" and self.preset.data == "custom"
+
+    def validate_preset(self, field: SelectField) -> None:
+        if self.start.data == "blank" and field.data in SIZES:
+            limit = current_app.config["MAX_CANVAS"]
+            _, width, height = SIZES[field.data]
+            if max(width, height) > limit:
+                raise ValidationError(f"Larger than this server's limit of {limit:,} px a side; "
+                                      "pick another size or a custom one.")
+
+    def validate_width(self, field: StringField) -> None:
+        self._side(field)
+
+    def validate_height(self, field: StringField) -> None:
+        self._side(field)
+
+    def _side(self, field: StringField) -> None:
+        if not self.blank_custom():
+            return
+        limit = current_app.config["MAX_CANVAS"]
+        text = (field.data or "").strip()
+        if not text:
+            raise ValidationError(f"Enter a size from 1 to {limit:,} px.")
+        if not text.lstrip("-").isdigit():
+            raise ValidationError("Enter a whole number of pixels.")
+        if not 1 <= int(text) <= limit:
+            raise ValidationError(f"Must be from 1 to {limit:,} px (this server's limit).")
+
+    def size(self) -> tuple[int, int]:
+        if self.preset.data == "custom":
+            return int(self.width.data), int(self.height.data)
+        return SIZES[self.preset.data][1:]
+
+
+def _new_page(form: NewTemplateForm, status: int = 200):
+    starters = {"blank": BLANK[1], **{key: text for key, (_, _, text) in STARTERS.items()}}
+    return render_template("templates/new.html", form=form, starters=starters,
+                           limit=current_app.config["MAX_CANVAS"]), status
+
+
+@bp.get("/templates/new")
+def new():
+    form = NewTemplateForm()
+    if request.args.get("start") in STARTERS:
+        form.start.data = request.args["start"]
+    return _new_page(form)
+
+
+@bp.post("/templates/new")
+def create():
+    form = NewTemplateForm()
+    if form.validate_on_submit():
+        row = _create_new(form)
+        if row is not None:
+            flash(f"Made “{row.name}”. Change it here, then save it as a new version.",
+                  "success")
+            return redirect(editor_url(row) or url_for(".detail", template_id=row.id))
+    return _new_page(form, 422)
+
+
+def _create_new(form: NewTemplateForm) -> Template | None:
+    name = form.name.data.strip()
+    if form.start.data == "blank":
+        content = blank_card(name, *form.size())
+    else:
+        content = {**json.loads((DEMO_DIR / STARTERS[form.start.data][0]).read_text()),
+                   "name": name}
+    try:
+        brought = _bring_assets(content)
+        row = save(content)
+    except ApiError as exc:
+        db.session.rollback()
+        field_error(form, (exc.details or {}).get("path"), exc.message, fallback="name")
+        return None
+    if brought:
+        forget_assets(row.workspace_id)
+    return row
+
+
+def blank_card(name: str, width: int, height: int) -> dict[str, Any]:
+    """Something to start from that shows at once: a background and a headline bound to
+    ``title``, scaled to the canvas."""
+    side = min(width, height)
+    margin = round(side * 0.08)
+    size = max(12, round(side * 0.1))
+    return {
+        "kind": "layered", "name": name, "width": width, "height": height,
+        "background": "#0f172a",
+        "variables": {"title": {"type": "text", "sample": "Your headline here"}},
+        "layers": [
+            {"name": "accent", "type": "rect", "x": margin, "y": margin,
+             "width": max(1, round(width * 0.12)), "height": max(1, round(side * 0.015)),
+             "fill": "#f59e0b"},
+            {"name": "title", "type": "text", "x": margin, "y": margin + round(side * 0.05),
+             "width": max(1, width - 2 * margin), "height": max(1, round(height * 0.45)),
+             "text": "{{ title }}", "size": size, "min_size": max(8, size // 3),
+             "fit": "shrink", "max_lines": 3, "weight": 700, "color": "#ffffff",
+             "line_height": 1.15},
+        ],
+    }
+
+
+def _bring_assets(content: dict[str, Any]) -> bool:
+    """Add the bundled pictures a starter names (``asset:photo.jpg``) to the workspace, unless
+    it has its own by that name; True when any was added (the commit is the caller's)."""
+    text = json.dumps(content)
+    wanted = {name for name in DEMO_ASSETS if f"asset:{name}" in text}
+    if not wanted:
+        return False
+    ws = workspace_id()
+    missing = wanted - set(db.session.scalars(select(Asset.name).where(
+        Asset.workspace_id == ws, Asset.name.in_(wanted))))
+    storage = current_app.extensions["storage"]
+    for name in sorted(missing):
+        data = (DEMO_DIR / name).read_bytes()
+        sha = hashlib.sha256(data).hexdigest()
+        storage.put(f"assets/{ws}/{sha}", data, content_type=DEMO_ASSETS[name])
+        db.session.add(Asset(workspace_id=ws, name=name, kind="image",
+                             content_type=DEMO_ASSETS[name], size=len(data), sha256=sha))
+    return bool(missing)
 
 
 def save(content: dict[str, Any], row: Template | None = None) -> Template:
