@@ -489,7 +489,7 @@
     const label = make("label", {htmlFor: id}, title(prop), overridden ? make("small", {textContent: "this size"}) : null);
     const bind = make("button", {type: "button", className: "ed-mini ed-bind", textContent: "{ }", title: "Insert a variable"});
     bind.setAttribute("aria-label", `Bind ${title(prop).toLowerCase()} to data`);
-    bind.addEventListener("click", () => openMenu(bind, (text) => insertExpression(layer, prop, spec, text)));
+    bind.addEventListener("click", () => openMenu(bind, (text, declare) => insertExpression(layer, prop, spec, text, declare)));
     const wrap = make("div", {className: "ed-field" + (WIDE.has(prop) ? " wide" : ""), dataset: {prop}},
       label, make("div", {className: "ed-control"}, control.nodes, bind), make("p", {className: "error", hidden: true}));
     control.onValue((raw) => change(`prop:${layer.name}:${prop}`, () => setProp(layer, prop, parse(spec, raw)),
@@ -631,13 +631,7 @@
     const names = variableNames();
     box.append(make("h3", {textContent: "Variables"}),
       ...(names.length ? names.map((n) => item(n, `{{ ${n} }}`, `{{ ${n} }}`)) : [make("p", {textContent: "None yet."})]));
-    const fresh = make("button", {type: "button", role: "menuitem", textContent: "New variable…"});
-    fresh.addEventListener("click", () => {
-      const n = (window.prompt("The new variable's name (letters, digits and _):") || "").trim();
-      closeMenu();
-      if (/^[A-Za-z_]\w*$/.test(n)) insert(`{{ ${n} }}`);
-    });
-    box.append(fresh, make("h3", {textContent: "Filters"}),
+    box.append(newVariableForm(insert), make("h3", {textContent: "Filters"}),
       ...FILTERS.map((f) => item(`| ${f.split("(")[0]}`, null, `| ${f}`)));
     const sheet = make("div");
     if (config.bound) box.append(make("h3", {textContent: "Sheet columns"}), sheet);
@@ -655,6 +649,39 @@
       : [make("p", {textContent: found.problems.join(" ") || "No columns found."})]));
   }
 
+  /* a variable that does not exist yet: named here, declared (text, with a sample) and bound
+     in one step, so the picture shows it at once and a sheet's column of that name maps to it */
+  function newVariableForm(insert) {
+    const input = make("input", {type: "text", id: "ed-new-variable", placeholder: "e.g. price", autocomplete: "off", spellcheck: false});
+    const note = make("p", {className: "error", id: "ed-new-variable-error", hidden: true});
+    const form = make("form", {className: "ed-menu-new", noValidate: true},
+      make("label", {htmlFor: input.id, textContent: "New variable"}),
+      make("div", {className: "ed-control"}, input, make("button", {type: "submit", className: "button small", textContent: "Add"})), note);
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const n = input.value.trim();
+      if (!/^[A-Za-z_]\w*$/.test(n) || KEYWORDS.has(n)) {
+        note.textContent = n ? "Letters, digits and _, not starting with a digit." : "Name the variable (e.g. price).";
+        note.hidden = false;
+        input.setAttribute("aria-invalid", "true");
+        input.setAttribute("aria-describedby", note.id);
+        input.focus();
+        return;
+      }
+      closeMenu();
+      insert(`{{ ${n} }}`, n);
+    });
+    return form;
+  }
+
+  function declareVariable(name) {
+    doc.variables = doc.variables || {};
+    if (doc.variables[name]) return;
+    const sample = name.replace(/_/g, " ").replace(/^\w/, (c) => c.toUpperCase());
+    doc.variables[name] = {type: "text", sample};
+    if (!samples[name]) samples[name] = sample;
+  }
+
   async function loadColumns() {
     if (columns) return columns;
     try {
@@ -669,7 +696,7 @@
 
   /* a variable goes in at the caret of text properties; a filter goes inside the expression;
      other properties become the expression */
-  function insertExpression(layer, prop, spec, text) {
+  function insertExpression(layer, prop, spec, text, declare) {
     const input = el.props.querySelector(`#ed-prop-${prop}`);
     const current = asText(effective(layer)[prop]);
     let next;
@@ -683,7 +710,10 @@
     } else {
       next = text;
     }
-    change(null, () => setProp(layer, prop, next));
+    change(null, () => {
+      if (declare) declareVariable(declare);
+      setProp(layer, prop, next);
+    });
     const again = el.props.querySelector(`#ed-prop-${prop}`);
     if (again) again.focus();
   }
