@@ -14,6 +14,7 @@ import threading
 import time
 
 from limits.storage import RedisStorage
+from redis.exceptions import RedisError
 
 SCHEME = "pixelmerge+redis"
 FRESH_SECONDS = 1.0
@@ -38,9 +39,27 @@ class OneTripRedisStorage(RedisStorage):
         self.lua_incr_ttl = self.get_connection().register_script(INCR_TTL)
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        count, ttl = self.lua_incr_ttl([self.prefixed_key(key)], [expiry, amount])
+        args = (self.prefixed_key(key), expiry, amount)
+        reply = self._direct(args)
+        count, ttl = reply if reply is not None else self.lua_incr_ttl([args[0]], args[1:])
         self._answers()[key] = (int(count), time.time() + max(int(ttl), 0), time.monotonic())
         return int(count)
+
+    def _direct(self, args: tuple) -> list | None:
+        """The script's reply on a pooled connection, without the client's command machinery
+        (which costs twice the round trip); None when that cannot be done (script not loaded,
+        connection lost …): then the client does it, with its retries."""
+        pool = self.get_connection().connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_packed_command(connection.pack_command(
+                "EVALSHA", self.lua_incr_ttl.sha, 1, *args), check_health=False)
+            return connection.read_response()
+        except RedisError:
+            connection.disconnect()
+            return None
+        finally:
+            pool.release(connection)
 
     def _answers(self) -> dict:
         answers = getattr(self._recent, "answers", None)

@@ -118,6 +118,16 @@ def test_counts_live_in_redis_and_are_shared_by_every_process(api, app_config, r
     assert_error(api.get("/me"), 429, "rate_limited")  # and the first process sees it too
 
 
+def test_counting_survives_a_redis_that_forgot_the_script(api, redis_url):
+    """The counter's script is called by its digest; a Redis restarted or flushed of scripts
+    answers NOSCRIPT, and the count is made all the same (in Redis, not in memory)."""
+    assert api.get("/me").headers["X-RateLimit-Remaining"] == str(LIMIT - 1)
+    redis_client.Redis.from_url(redis_url).script_flush()
+    assert api.get("/me").headers["X-RateLimit-Remaining"] == str(LIMIT - 2)
+    counters = redis_client.Redis.from_url(redis_url)
+    assert [int(counters.get(key)) for key in counters.keys("*")] == [2]
+
+
 # --- the monthly quota --------------------------------------------------------------------------
 
 @GENEROUS
