@@ -674,7 +674,8 @@ class GuardedSession:
                     else _read_body(raw, target, self.policy, deadline)
             finally:
                 raw.close()
-        except (OSError, http.client.HTTPException, urllib3.exceptions.HTTPError) as exc:
+        except (OSError, ValueError, http.client.HTTPException,
+                urllib3.exceptions.HTTPError) as exc:  # ValueError: a header http.client refuses
             raise _failure(exc, hop, deadline) from exc
         finally:
             if conn is not None:

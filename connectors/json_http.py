@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +34,8 @@ from .http import (
 MAX_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 50_000
 _JSON_TYPES = ("application/json", "+json", "text/json", "text/plain")
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+_BAD_VALUE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class JsonHttpSource(Connector):
     def __init__(self, config, secrets, context):
         super().__init__(config, secrets, context)
         self._requests = 0
+        _check_headers(self.secrets.get("headers") or self.config.get("headers"))
         select = self.config.get("select") or None
         try:
             self._select = jmespath.compile(select) if select else None
@@ -136,10 +141,13 @@ class JsonHttpSource(Connector):
             raise SourceError("source_not_json", f"{method} {url} answered {kind}, not JSON "
                               "(is it a web page rather than an API endpoint?)", status=422)
         try:
-            data = json.loads(response.content)
+            data = json.loads(response.content, parse_constant=_not_json)
         except (ValueError, UnicodeDecodeError) as exc:
             raise SourceError("source_not_json", f"{method} {url} did not answer valid JSON "
                               f"({exc})", status=422) from None
+        except RecursionError:
+            raise SourceError("source_not_json", f"{method} {url} answered JSON nested too "
+                              "deeply to read", status=422) from None
         digest = hashlib.sha256(response.content).hexdigest()
         return Fetched(data, response.headers.get("etag"), digest)
 
@@ -211,6 +219,32 @@ class JsonHttpSource(Connector):
         columns = list(dict.fromkeys(k for item in items for k in item))
         return {"ok": True, "title": self.config["url"], "columns": columns,
                 "rows": len(items), "sample": items[0] if items else {}}
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def finite(value: Any) -> bool:
+    """No NaN or Infinity anywhere (Python's JSON reader takes them; JSON and PostgreSQL do
+    not)."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, dict):
+        return all(finite(v) for v in value.values())
+    if isinstance(value, list):
+        return all(finite(v) for v in value)
+    return True
+
+
+def _check_headers(headers: Any) -> None:
+    for name, value in (headers or {}).items():
+        if not _TOKEN.fullmatch(str(name)) or not isinstance(value, str) \
+                or _BAD_VALUE.search(value):
+            raise SourceError("invalid_config", f"config.headers.{name}: header names are "
+                              "letters, digits and -_.!#$%&'*+^`|~, and values hold no line "
+                              "breaks or control characters", status=422,
+                              details={"path": f"config.headers.{name}"})
 
 
 def flatten(item: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -14,6 +14,7 @@ what Redis holds on top of the database. Each variant is rendered once, at creat
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import hashlib
 import logging
 import secrets
@@ -24,19 +25,20 @@ from typing import Any
 
 import numpy as np
 from flask import Blueprint, current_app, redirect, request
-from redis.exceptions import RedisError, ResponseError
-from sqlalchemy import select, update
+from redis.exceptions import RedisError
+from sqlalchemy import String, delete, literal, select, union_all, update
 from sqlalchemy.exc import IntegrityError
 
+from connectors.json_http import finite
 from renderer.encode import EXTENSIONS
 
 from .errors import ApiError
 from .extensions import db
 from .models import CountFlush, Experiment, Variant
-from .models.base import iso
+from .models.base import iso, utcnow
 from .models.render import storage_name
 from .public import EXTENSION_FORMAT, _stored
-from .queues import redis_connection
+from .queues import QueueUnavailable, redis_connection
 from .rendering import (
     Request,
     app_cache,
@@ -119,7 +121,7 @@ def _visitor() -> tuple[str | None, bool]:
 def _count(experiment_id: int, field: str) -> None:
     try:
         redis_connection().hincrby(counts_key(experiment_id), field, 1)
-    except RedisError as exc:  # the picture or the redirect matters more than one count
+    except (RedisError, QueueUnavailable) as exc:  # the picture matters more than one count
         log.warning("experiment %s: %s not counted (%s)", experiment_id, field, exc)
 
 
@@ -138,8 +140,11 @@ def impression(experiment_id: int, ext: str):
     response = _stored(storage_name(found.keys[index], found.format), found.format)
     response.headers["Cache-Control"] = "private, no-store"
     if not known:
+        # embedded on other sites, the image is a cross-site request: only a SameSite=None
+        # cookie (which must be Secure, so over https) comes back with the next one
         response.set_cookie(COOKIE, visitor, max_age=365 * 86400, httponly=True,
-                            samesite="Lax", secure=request.is_secure)
+                            samesite="None" if request.is_secure else "Lax",
+                            secure=request.is_secure)
     return response
 
 
@@ -171,49 +176,100 @@ def _parse(counts: dict) -> dict[str, int]:
     return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in counts.items()}
 
 
-def pending(experiment_id: int) -> dict[str, int]:
-    """Counts not yet in the database: the live hash and flushes not applied yet."""
+def taken_key(experiment_id: int) -> str:
+    """The set of the experiment's flushes taken from Redis and not yet deleted."""
+    return f"pm:xs:{experiment_id}"
+
+
+def current_counts(experiment: Experiment) -> tuple[list[tuple[int, int]], int]:
+    """((impressions, clicks) per variant, clicks without a visitor), up to the moment, each
+    count once: Redis first — the live hash and the taken flushes' ids in one transaction, then
+    those flushes' hashes (never changed once taken) — then one SQL statement for the stored
+    counts and which of those flushes are applied (one statement: one snapshot)."""
     connection = redis_connection()
-    total: dict[str, int] = {}
-    keys = [counts_key(experiment_id),
-            *connection.scan_iter(f"pm:xf:{experiment_id}:*", count=1000)]
-    for key in keys:
-        name = key.decode() if isinstance(key, bytes) else key
-        if name.startswith("pm:xf:") and db.session.get(CountFlush, name.rsplit(":", 1)[1]):
-            continue  # applied; its key is about to go
-        for field, n in _parse(connection.hgetall(key)).items():
-            total[field] = total.get(field, 0) + n
-    return total
+    try:
+        pipe = connection.pipeline(transaction=True)
+        pipe.hgetall(counts_key(experiment.id))
+        pipe.smembers(taken_key(experiment.id))
+        live, ids = pipe.execute()
+        flights = {_text(i): _parse(connection.hgetall(f"pm:xf:{experiment.id}:{_text(i)}"))
+                   for i in ids}
+    except RedisError as exc:
+        raise ApiError(503, "counting_unavailable", f"the counts are in Redis, which cannot "
+                       f"be reached: {exc}") from None
+    stored, stray, applied = _stored_counts(experiment.id, list(flights))
+    extra = _parse(live)
+    for flush_id, counts in flights.items():
+        if flush_id not in applied:
+            for field, n in counts.items():
+                extra[field] = extra.get(field, 0) + n
+    return ([(shown + extra.get(f"i{p}", 0), clicked + extra.get(f"c{p}", 0))
+             for p, (shown, clicked) in sorted(stored.items())], stray + extra.get("u", 0))
+
+
+def _stored_counts(experiment_id: int, flush_ids: list[str]):
+    variants = select(Variant.position, Variant.impressions, Variant.clicks,
+                      literal(None, String(64)).label("flush")).where(
+        Variant.experiment_id == experiment_id)
+    stray = select(literal(-1), Experiment.stray_clicks, literal(0),
+                   literal(None, String(64))).where(Experiment.id == experiment_id)
+    flushes = select(literal(-2), literal(0), literal(0), CountFlush.id).where(
+        CountFlush.id.in_(flush_ids or [""]))
+    stored, strays, applied = {}, 0, set()
+    for row in db.session.execute(union_all(variants, stray, flushes)):
+        if row[0] >= 0:
+            stored[row[0]] = (int(row[1]), int(row[2]))
+        elif row[0] == -1:
+            strays = int(row[1])
+        else:
+            applied.add(row[3])
+    return stored, strays, applied
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def flush_counts() -> int:
     """The scheduler's round: counts from Redis into the database, each exactly once. Returns
-    how many experiments had counts."""
+    how many flushes were applied."""
     connection = redis_connection()
     for key in list(connection.scan_iter("pm:x:*", count=1000)):
-        name = key.decode() if isinstance(key, bytes) else key
-        try:
-            connection.rename(name, f"pm:xf:{name.split(':')[2]}:{uuid.uuid4().hex}")
-        except ResponseError:  # gone meanwhile (another scheduler took it)
-            continue
-    applied = 0
-    for key in list(connection.scan_iter("pm:xf:*", count=1000)):
-        applied += _apply(connection, key.decode() if isinstance(key, bytes) else key)
+        experiment_id, flush_id = _text(key).split(":")[2], uuid.uuid4().hex
+        pipe = connection.pipeline(transaction=True)
+        pipe.rename(_text(key), f"pm:xf:{experiment_id}:{flush_id}")
+        pipe.sadd(taken_key(int(experiment_id)), flush_id)
+        renamed, _ = pipe.execute(raise_on_error=False)
+        if isinstance(renamed, Exception):  # gone meanwhile (another scheduler took it)
+            connection.srem(taken_key(int(experiment_id)), flush_id)
+    applied = sum(_apply(connection, _text(key))
+                  for key in list(connection.scan_iter("pm:xf:*", count=1000)))
+    _forget_old_flushes()
     return applied
 
 
 def _apply(connection, key: str) -> int:
     _, _, experiment_id, flush_id = key.split(":")
     if db.session.get(CountFlush, flush_id) is None:
-        counts = _parse(connection.hgetall(key))
-        _add(int(experiment_id), counts)
+        _add(int(experiment_id), _parse(connection.hgetall(key)))
         db.session.add(CountFlush(id=flush_id))
         try:
             db.session.commit()
         except IntegrityError:  # another scheduler applied it first
             db.session.rollback()
-    connection.delete(key)
+    pipe = connection.pipeline(transaction=True)
+    pipe.delete(key)
+    pipe.srem(taken_key(int(experiment_id)), flush_id)
+    pipe.execute()
     return 1
+
+
+def _forget_old_flushes() -> None:
+    """A flush's id is needed until its hash is deleted, a moment after its commit (or the next
+    round after a crash): a day is plenty."""
+    db.session.execute(delete(CountFlush).where(
+        CountFlush.created_at < utcnow() - dt.timedelta(days=1)))
+    db.session.commit()
 
 
 def _add(experiment_id: int, counts: dict[str, int]) -> None:
@@ -240,6 +296,21 @@ def check_goal(url: str) -> None:
                        "clicks are sent there", details={"path": "goal_url"})
 
 
+def check_variables(variables: dict[str, Any]) -> None:
+    if not finite(variables):
+        raise ApiError(400, "invalid_json", "variables: NaN and Infinity are not JSON numbers",
+                       details={"path": "variables"})
+
+
+def check_counting() -> None:
+    """Experiments count in Redis: without it they cannot run (503 before anything is made)."""
+    try:
+        redis_connection().ping()
+    except (RedisError, QueueUnavailable) as exc:
+        raise ApiError(503, "counting_unavailable", f"experiments need Redis to count "
+                       f"impressions and clicks: {exc}") from None
+
+
 def make_variant(workspace_id: int, index: int, template_id: int, version: int | None,
                  weight: float, fmt: str, variables: dict[str, Any], *,
                  api_key_id: int | None = None) -> Variant:
@@ -249,7 +320,7 @@ def make_variant(workspace_id: int, index: int, template_id: int, version: int |
     values, overrides = fold(tpl, variables, None, None)
     req = Request(template, head, tpl, values, overrides, fmt, None, 1, None, False)
     snap, _ = perform(req, workspace_id=workspace_id, api_key_id=api_key_id,
-                      metadata={"experiment_variant": index})
+                      metadata={"experiment_variant": index}, wait=True)
     return Variant(position=index, template_id=template.id, version=head.version,
                    weight=weight, render_key=snap["key"])
 
@@ -271,9 +342,7 @@ def probability_best(counts: list[tuple[int, int]], draws: int = DRAWS) -> list[
 def experiment_object(experiment: Experiment) -> dict[str, Any]:
     public = current_app.config["PUBLIC_URL"].rstrip("/")
     ext = EXTENSIONS[experiment.format]
-    extra = pending(experiment.id)
-    counts = [(v.impressions + extra.get(f"i{v.position}", 0),
-               v.clicks + extra.get(f"c{v.position}", 0)) for v in experiment.variants]
+    counts, stray = current_counts(experiment)
     chances = probability_best(counts)
     total = sum(v.weight for v in experiment.variants)
     variants = []
@@ -292,7 +361,7 @@ def experiment_object(experiment: Experiment) -> dict[str, Any]:
             "format": experiment.format, "variables": experiment.variables or {},
             "variants": variants, "winner": experiment.winner,
             "winner_at": iso(experiment.winner_at),
-            "clicks_without_visitor": experiment.stray_clicks + extra.get("u", 0),
+            "clicks_without_visitor": stray,
             "created_at": iso(experiment.created_at)}
 
 

@@ -19,9 +19,10 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 from sqlalchemy import select
+from sqlalchemy.orm.attributes import flag_modified
 
 from connectors.base import SourceError
-from connectors.json_http import JsonHttpSource, flatten
+from connectors.json_http import JsonHttpSource, finite, flatten
 from renderer import RendererError
 from renderer.encode import EXTENSIONS
 from renderer.key import referenced_names
@@ -155,17 +156,21 @@ def show(banner: LiveBanner, data: dict[str, Any], *,
     req = _request(banner, data)
     key = keyed(req, banner.workspace_id).key
     if key == banner.render_key and not answer:
+        flag_modified(banner, "render_key")  # written with the data, see below
         return None
     snap, cached = perform(req, workspace_id=banner.workspace_id, api_key_id=None,
-                           metadata={"live_banner": banner.id})
-    if snap["status"] == "completed" and snap["key"] != banner.render_key:
-        banner.render_key, banner.changed_at = snap["key"], utcnow()
+                           metadata={"live_banner": banner.id}, wait=True)
+    if snap["key"] != banner.render_key:
+        banner.changed_at = utcnow()
         banner.renders += 0 if cached else 1
+    banner.render_key = snap["key"]
+    flag_modified(banner, "render_key")  # written with the data even if this process saw it
     return snap
 
 
 def push(banner: LiveBanner, data: dict[str, Any]) -> dict[str, Any]:
     """Pushed data replaces the banner's data until the source's answer changes."""
+    _check_finite(data)
     flat = flatten(data)
     snap = show(banner, flat, answer=True)
     banner.data, banner.data_origin = flat, "push"
@@ -173,6 +178,12 @@ def push(banner: LiveBanner, data: dict[str, Any]) -> dict[str, Any]:
     db.session.commit()
     forget(banner.slug)
     return snap
+
+
+def _check_finite(data: Any) -> None:
+    if not finite(data):
+        raise ApiError(400, "invalid_json", "the data holds NaN or Infinity, which JSON does "
+                       "not have; send numbers, strings or null")
 
 
 def forget(slug: str) -> None:
@@ -222,7 +233,11 @@ def refresh(banner_id: int) -> str:
         refresh_now(banner)
         banner.status, banner.error = "ok", None
         outcome = "refreshed"
-    except (SourceError, RendererError, ApiError) as exc:
+    except Exception as exc:  # recorded on the banner; the chain of refreshes goes on
+        if not isinstance(exc, (SourceError, RendererError, ApiError)):
+            log.exception("live banner %s: the refresh failed", banner_id)
+            exc = SourceError("internal_error", "the refresh failed unexpectedly "
+                              f"({exc.__class__.__name__}); it is tried again")
         db.session.rollback()
         banner = db.session.get(LiveBanner, banner_id, populate_existing=True)
         banner.status, banner.error = "error", error_of(exc)
@@ -264,6 +279,7 @@ def create(banner: LiveBanner, data: dict[str, Any] | None) -> None:
     """Show the source's data (or ``data``) and save the new banner; on any error nothing
     stays (rendering commits its render row, and the banner with it: it goes again)."""
     template_and_version(banner.workspace_id, banner.template_id, banner.version)  # 404s
+    _check_finite(data)
     if banner.source_id is not None:
         from .queues import LIVE
         from .queues import require as require_queue

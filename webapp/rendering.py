@@ -382,10 +382,11 @@ def keyed(req: Request, workspace_id: int) -> Keyed:
 
 
 def perform(req: Request, *, workspace_id: int, api_key_id: int | None,
-            metadata: Any) -> tuple[dict[str, Any], bool]:
+            metadata: Any, wait: bool = False) -> tuple[dict[str, Any], bool]:
     """The render for ``req``: from storage when its key was rendered before (cached, free),
     else rendered now, stored and counted. Returns (snapshot, cached). Past SYNC_TIMEOUT the
-    snapshot is still 'rendering': the render goes on and completes its row itself."""
+    snapshot is still 'rendering': the render goes on and completes its row itself — unless
+    ``wait`` (callers that must have the picture: live banners, experiment variants)."""
     k = keyed(req, workspace_id)
     existing = find_completed(workspace_id, k.key)
     if existing is not None:
@@ -393,7 +394,7 @@ def perform(req: Request, *, workspace_id: int, api_key_id: int | None,
     row = Render(workspace_id=workspace_id, template_id=req.template.id,
                  version=req.version.version, key=k.key, format=req.format, status="rendering",
                  meta=metadata, api_key_id=api_key_id)
-    if not _render_within_limit(row, req, k):
+    if not _render_within_limit(row, req, k, wait=wait):
         return snapshot(row), False  # still rendering: the caller answers 202
     return _remember(snapshot(row)), False
 
@@ -408,7 +409,7 @@ def _pool() -> ThreadPoolExecutor:
     return _renders_pool
 
 
-def _render_within_limit(row: Render, req: Request, k: Keyed) -> bool:
+def _render_within_limit(row: Render, req: Request, k: Keyed, *, wait: bool = False) -> bool:
     """Reserve the quota with ``row`` and render for at most SYNC_TIMEOUT seconds (0: no
     limit); past that, the render goes on in this process and completes its row itself, and the
     caller answers 202 (SPEC 6). False in that case.
@@ -431,7 +432,8 @@ def _render_within_limit(row: Render, req: Request, k: Keyed) -> bool:
             future.cancel()  # the render's result, if it starts at all, is dropped
             raise
     try:
-        future.exception(timeout=current_app.config["SYNC_TIMEOUT"] or None)  # any outcome
+        limit = None if wait else current_app.config["SYNC_TIMEOUT"] or None
+        future.exception(timeout=limit)  # waits for any outcome
     except FutureTimeout:
         row_id = row.id
         future.add_done_callback(lambda done: _finish_later(app, row_id, done))

@@ -147,6 +147,7 @@ def test_a_flush_cut_short_is_applied_exactly_once(api, app, redis_url):
     connection = redis.Redis.from_url(redis_url)
     # a scheduler took these counts, committed them, and died before deleting its key
     connection.hset(f"pm:xf:{made['id']}:done", mapping={"i0": 5, "c0": 2})
+    connection.sadd(f"pm:xs:{made['id']}", "done")
     with app.app_context():
         from webapp.extensions import db
         from webapp.models import CountFlush
@@ -156,6 +157,7 @@ def test_a_flush_cut_short_is_applied_exactly_once(api, app, redis_url):
         db.session.remove()
     # another died before committing
     connection.hset(f"pm:xf:{made['id']}:lost", mapping={"i1": 7, "c1": 3})
+    connection.sadd(f"pm:xs:{made['id']}", "lost")
     assert [(v["impressions"], v["clicks"]) for v in stats(api, made)["variants"]] == \
         [(0, 0), (7, 3)]
     flush(app)
@@ -211,3 +213,38 @@ def test_bad_requests_and_other_workspaces(api, other_api):
                               404)["message"]
     assert api.delete(f"/experiments/{made['id']}").status_code == 204
     assert api.get(made["click_url"], token=None, allow_redirects=False).status_code == 404
+
+
+def test_without_redis_experiments_are_refused_and_images_still_served(api, app):
+    made = experiment(api)
+    connection = app.extensions.pop("queues.redis")
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens there
+    try:
+        assert colour_of(api.get(f"{made['image_url']}?v=a", token=None)) in (RED, BLUE)
+        assert error_of(api.get(f"/experiments/{made['id']}"), 503)["code"] == \
+            "counting_unavailable"
+        body = {"name": "x", "goal_url": "https://shop.example/", "variants": [
+            {"template": made["variants"][0]["template"]},
+            {"template": made["variants"][1]["template"]}]}
+        assert error_of(api.post("/experiments", json=body), 503)["code"] == \
+            "counting_unavailable"
+    finally:
+        app.extensions.pop("queues.redis", None)
+        app.extensions["queues.redis"] = connection
+    assert len(api.get("/experiments").json()["data"]) == 1  # nothing was made
+
+
+def test_flush_ids_are_forgotten_after_a_day(api, app):
+    import datetime as dt
+
+    with app.app_context():
+        from webapp.experiments import flush_counts
+        from webapp.extensions import db
+        from webapp.models import CountFlush
+
+        old = dt.datetime.now(dt.UTC) - dt.timedelta(days=2)
+        db.session.add_all([CountFlush(id="old", created_at=old), CountFlush(id="new")])
+        db.session.commit()
+        flush_counts()
+        assert [f.id for f in db.session.scalars(db.select(CountFlush))] == ["new"]
+        db.session.remove()

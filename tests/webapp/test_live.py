@@ -435,3 +435,32 @@ def test_a_change_that_cannot_be_shown_changes_nothing(sapi, feed):
     after = sapi.get(f"/live/{made['id']}").json()
     assert (after["mapping"], after["refresh_seconds"]) == ({}, 5)
     assert after["render_key"] == made["render_key"] and after["status"] == "ok"
+
+
+@pytest.mark.parametrize("settings", [{"SYNC_TIMEOUT": 0.001}])
+def test_a_banner_waits_for_its_picture_past_the_sync_limit(sapi):
+    """API renders past SYNC_TIMEOUT answer 202; a banner's picture is always finished first."""
+    tpl = template(sapi)
+    made = banner(sapi, tpl, None, data={"title": "Slow", "price": 1})
+    assert made["render_key"] == key_for(sapi, tpl, {"title": "Slow", "price": 1})
+    pushed = sapi.post(made["inbound_url"], token=None, json={"title": "Later", "price": 2})
+    assert pushed.status_code == 200 and pushed.json()["status"] == "completed"
+    assert picture(sapi, made).headers["ETag"] == f'"{pushed.json()["key"]}"'
+
+
+def test_bad_headers_nan_and_deep_json_are_named_not_500(sapi, feed, app):
+    error = error_of(sapi.post("/sources", json={"type": "json_http", "name": "x", "config": {
+        "url": feed.url(), "headers": {"Authorization": "Bearer abc\n"}}}), 422)
+    assert error["details"]["path"] == "config.headers.Authorization"
+    source = json_source(sapi, feed, select="@")
+    feed.set_raw(b'{"a": NaN}', "application/json")
+    error = error_of(sapi.post(f"/sources/{source['id']}/test"), 422)
+    assert error["code"] == "source_not_json" and "NaN" in error["message"]
+    feed.set_raw(b"[" * 100_000 + b"]" * 100_000, "application/json")
+    error = error_of(sapi.post(f"/sources/{source['id']}/test"), 422)
+    assert error["code"] == "source_not_json"
+    made = banner(sapi, template(sapi), None, data={"title": "Hi", "price": 1})
+    bad = sapi.post(made["data_url"], data=b'{"title": "x", "price": NaN}',
+                    headers={"Content-Type": "application/json"})
+    assert error_of(bad, 400)["code"] == "invalid_json"
+    assert sapi.get(f"/live/{made['id']}").json()["data"] == {"title": "Hi", "price": 1}

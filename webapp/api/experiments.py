@@ -38,6 +38,8 @@ def create_experiment(body: ExperimentIn):
     rendered is refused with its index). Embed ``image_url`` and link it to ``click_url``."""
     principal = authenticate()
     experiments.check_goal(body.goal_url)
+    experiments.check_variables(body.variables)
+    experiments.check_counting()
     fmt = "jpeg" if body.format == "jpg" else body.format
     variants = [_variant(principal.workspace_id, i, v, fmt, body.variables)
                 for i, v in enumerate(body.variants)]

@@ -33,17 +33,29 @@ def sweep(grace_seconds: float = 10.0) -> int:
     """One round of the scheduler: unfinished renders and batches that no live job will
     finish are queued again, and synchronous renders whose process died are failed with
     their quota given back. Returns how many jobs were queued."""
+    from ..experiments import flush_counts
     from ..syncs import poll
 
-    fail_interrupted()
-    queued = sweep_renders(grace_seconds) + sweep_batches(grace_seconds)
-    return queued + sweep_syncs(grace_seconds) + poll() + sweep_live(grace_seconds)
+    steps = {"interrupted renders": lambda: fail_interrupted() * 0,
+             "renders": lambda: sweep_renders(grace_seconds),
+             "batches": lambda: sweep_batches(grace_seconds),
+             "syncs": lambda: sweep_syncs(grace_seconds), "sheet polls": poll,
+             "live banners": lambda: sweep_live(grace_seconds),
+             "experiment counts": lambda: flush_counts() * 0}
+    queued = 0
+    for name, step in steps.items():
+        try:
+            queued += step()
+        except Exception:  # one failing step (a Redis blip …) must not stop the others
+            db.session.rollback()
+            log.exception("the scheduler's round of %s failed; the next round tries again",
+                          name)
+    return queued
 
 
 def sweep_live(grace_seconds: float = 10.0) -> int:
     """Live banners whose refresh chain broke (their job lost with Redis, or its worker killed)
-    are queued again; experiments' counts move from Redis into the database."""
-    from ..experiments import flush_counts
+    are queued again."""
     from ..live import overdue
     from .live import job_id, queue_refresh
 
@@ -53,7 +65,6 @@ def sweep_live(grace_seconds: float = 10.0) -> int:
             with contextlib.suppress(NoSuchJobError):
                 Job.fetch(job_id(banner_id, due), connection=redis_connection()).delete()
             queued += queue_refresh(banner_id, due)
-    flush_counts()
     return queued
 
 
