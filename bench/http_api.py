@@ -213,6 +213,18 @@ def measure(port: int, token: str, args) -> dict:
     return {"summary": summary, "own_ms": own * 1000, "clients": args.clients}
 
 
+def print_table(rows: list[tuple[str, ...]], *, markdown: bool) -> None:
+    """The first row is the header: a Markdown table, or aligned columns."""
+    if markdown:
+        print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
+        for row in rows[1:]:
+            print("| " + " | ".join(row) + " |")
+        return
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+
+
 def report(result: dict, args) -> None:
     summary, own = result["summary"], result["own_ms"]
     trivial = summary["trivial GET /healthz"]
@@ -224,14 +236,7 @@ def report(result: dict, args) -> None:
     rows = [("scenario", "requests", "req/s", "p50 ms", "p99 ms")]
     rows += [(name, str(s["n"]), f"{s['rps']:.0f}", f"{s['p50']:.2f}", f"{s['p99']:.2f}")
              for name, s in summary.items()]
-    if args.markdown:
-        print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
-        for row in rows[1:]:
-            print("| " + " | ".join(row) + " |")
-    else:
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+    print_table(rows, markdown=args.markdown)
     print(f"cache hit / trivial: p50 {hit['p50'] / trivial['p50']:.2f}x, "
           f"throughput {trivial['rps'] / hit['rps']:.2f}x (target <= 1.5x)")
     print(f"fresh render p50 / renderer's own time: {fresh['p50'] / own:.2f}x (target <= 1.5x)")

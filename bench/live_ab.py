@@ -26,7 +26,15 @@ import threading
 import time
 from pathlib import Path
 
-from http_api import Client, free_port, run_concurrent, start_redis, summarize, wait_until_up
+from http_api import (
+    Client,
+    free_port,
+    print_table,
+    run_concurrent,
+    start_redis,
+    summarize,
+    wait_until_up,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -145,14 +153,7 @@ def report(result: dict, state: dict, args) -> None:
     rows = [("scenario", "requests", "req/s", "p50 ms", "p99 ms", "req/s vs /r/")]
     rows += [(name, str(s["n"]), f"{s['rps']:.0f}", f"{s['p50']:.2f}", f"{s['p99']:.2f}",
               f"{reference['rps'] / s['rps']:.2f}x") for name, s in summary.items()]
-    if args.markdown:
-        print("| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]))
-        for row in rows[1:]:
-            print("| " + " | ".join(row) + " |")
-    else:
-        widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-        for row in rows:
-            print("  ".join(c.rjust(w) for c, w in zip(row, widths, strict=True)))
+    print_table(rows, markdown=args.markdown)
     print(f"slowest /live answer: {result['live_max_ms']:.1f} ms (the source takes "
           f"{args.source_delay * 1000:.0f} ms); /live served {result['live_pictures']} "
           f"different pictures; the banner refreshed {state['refreshes']} times and rendered "

@@ -12,8 +12,8 @@ import re
 import requests
 from PIL import Image
 from samples import HEADLINE, PRICE_CARD
-from test_ui_auth import SQLITE, csrf, flashes, signed_in
-from test_ui_pages import make_world, upload
+from test_ui_pages import make_world
+from uipages import SQLITE, csrf, flashes, signed_in, upload
 
 from webapp.extensions import db
 from webapp.models import Template, TemplateVersion

@@ -11,12 +11,11 @@ import re
 
 import pytest
 from helpers import open_image
-from test_ui_live import csrf, errors, flashes, signed_in, text, upload
+from uipages import SQLITE, csrf, errors, flashes, signed_in, text, upload
 
 from webapp.extensions import db
 from webapp.models import Experiment
 
-SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 GOAL = "https://shop.example/spring"
 RED, BLUE = (220, 38, 38), (37, 99, 235)
 

@@ -10,54 +10,12 @@ import io
 import json
 import re
 
-import pytest
 from helpers import open_image
 from samples import PRICE_CARD
+from uipages import SQLITE, csrf, errors, flashes, signed_in, text, upload
 
 from webapp.extensions import db
 from webapp.models import LiveBanner
-
-SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-TOKEN = re.compile(r'name="csrf_token"(?: type="hidden")? value="([^"]+)"')
-PASSWORD = "correct horse battery"
-
-# The UI helpers of test_ui_auth and test_ui_pages, kept here: those modules import the
-# webapp conftest by name, which is the e2e one when both directories run in one session.
-
-
-def csrf(client, path: str) -> str:
-    page = client.get(path)
-    assert page.status_code == 200, page.status_code
-    return TOKEN.search(page.text).group(1)
-
-
-def errors(page) -> list[str]:
-    """The messages shown beside fields."""
-    return [html.unescape(re.sub(r"\s+", " ", m).strip()) for m in
-            re.findall(r'<p class="error" id="[^"]+">([^<]+)</p>', page.text)]
-
-
-def flashes(page) -> list[str]:
-    return [html.unescape(m) for m in re.findall(r'<p class="flash flash-\w+">([^<]+)</p>',
-                                                  page.text)]
-
-
-def text(page) -> str:
-    return html.unescape(page.text)
-
-
-def signed_in(app, email: str = "maya@example.com"):
-    client = app.test_client()
-    answer = client.post("/signup", data={"csrf_token": csrf(client, "/signup"),
-                                          "email": email, "password": PASSWORD,
-                                          "confirm": PASSWORD})
-    assert answer.status_code == 302
-    return client
-
-
-def upload(client, data: bytes, name: str):
-    return client.post("/templates", content_type="multipart/form-data", data={
-        "csrf_token": csrf(client, "/templates"), "file": (io.BytesIO(data), name)})
 
 
 def template_of(client, content: dict = PRICE_CARD) -> int:

@@ -11,7 +11,7 @@ import re
 
 import pytest
 from PIL import Image
-from test_ui_auth import SQLITE, csrf, errors, signed_in
+from uipages import SQLITE, csrf, errors, signed_in
 
 from webapp.extensions import db
 from webapp.models import Asset, Template, TemplateVersion

@@ -4,14 +4,13 @@ objects answering 404 on every page."""
 
 from __future__ import annotations
 
-import html
 import io
 import json
 import re
 
 import pytest
 from samples import HEADLINE, PRICE_CARD
-from test_ui_auth import SQLITE, csrf, errors, flashes, signed_in
+from uipages import SQLITE, csrf, errors, flashes, signed_in, text, upload
 
 from connectors.registry import connector_types
 from webapp.api.sources import settings
@@ -19,15 +18,6 @@ from webapp.extensions import db
 from webapp.models import ApiKey, Binding, Hook, Source, Template
 
 CSV = b"title,price\nMug,12\nTee,25\n"
-
-
-def upload(client, data: bytes, name: str, **fields):
-    return client.post("/templates", content_type="multipart/form-data", data={
-        "csrf_token": csrf(client, "/templates"), "file": (io.BytesIO(data), name), **fields})
-
-
-def text(page) -> str:
-    return html.unescape(page.text)
 
 
 def make_world(client) -> dict[str, int]:
