@@ -240,6 +240,8 @@ def refresh(banner_id: int) -> str:
                               f"({exc.__class__.__name__}); it is tried again")
         db.session.rollback()
         banner = db.session.get(LiveBanner, banner_id, populate_existing=True)
+        if banner is None:
+            return "deleted meanwhile"
         banner.status, banner.error = "error", error_of(exc)
         outcome = f"error: {banner.error['message']}"
     banner.refreshes += 1
