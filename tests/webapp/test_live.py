@@ -464,3 +464,21 @@ def test_bad_headers_nan_and_deep_json_are_named_not_500(sapi, feed, app):
                     headers={"Content-Type": "application/json"})
     assert error_of(bad, 400)["code"] == "invalid_json"
     assert sapi.get(f"/live/{made['id']}").json()["data"] == {"title": "Hi", "price": 1}
+
+
+def test_a_scheduler_round_survives_a_failing_step(app, caplog):
+    """Redis unreachable: every step that needs it fails alone, logged, and the round ends."""
+    url = app.config["REDIS_URL"]
+    app.extensions.pop("queues.redis", None)
+    app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"  # nothing listens there
+    try:
+        with app.app_context():
+            from webapp.tasks.sweep import sweep
+
+            assert sweep() == 0
+    finally:
+        app.extensions.pop("queues.redis", None)
+        app.config["REDIS_URL"] = url
+    failed = [r.getMessage() for r in caplog.records if "failed; the next round" in
+              r.getMessage()]
+    assert any("experiment counts" in m for m in failed), failed
