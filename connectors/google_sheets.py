@@ -174,9 +174,18 @@ class GoogleSheets(Connector):
 
     # ------------------------------------------------------------------ reading
 
+    def _metadata(self) -> dict[str, Any]:
+        return self._call("fetch_sheet_metadata", self.id)
+
+    def tabs(self) -> tuple[str, list[str]]:
+        """The spreadsheet's title and its tabs' names, in order (one metadata request)."""
+        meta = self._metadata()
+        return (meta.get("properties", {}).get("title", ""),
+                [s["properties"]["title"] for s in meta.get("sheets", [])])
+
     def _worksheet(self) -> dict[str, Any]:
         if self._sheet is None:
-            meta = self._call("fetch_sheet_metadata", self.id)
+            meta = self._metadata()
             sheets = [s["properties"] for s in meta.get("sheets", [])]
             wanted = self.config.get("worksheet")
             found = [s for s in sheets if wanted is None or s["title"] == wanted]

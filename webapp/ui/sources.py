@@ -334,13 +334,10 @@ def worksheets():
         config["account"] = int(config["account"]) if config["account"].isdigit() else None
     source = Source(workspace_id=workspace_id(), type="google_sheets", name="", config=config)
     try:
-        connector = syncs.connect(source)
-        # the tabs are in the spreadsheet's metadata, which the connector reads anyway
-        meta = connector._call("fetch_sheet_metadata", connector.id)
+        title, tabs = syncs.connect(source).tabs()
     except (SourceError, ApiError) as exc:
         return jsonify({"error": {"code": exc.code, "message": exc.message}}), 422
-    return jsonify({"title": meta.get("properties", {}).get("title", ""),
-                    "worksheets": [s["properties"]["title"] for s in meta.get("sheets", [])]})
+    return jsonify({"title": title, "worksheets": tabs})
 
 
 @bp.post("/sources/google/connect")
