@@ -225,6 +225,22 @@
     });
   }
 
+  /* follow(url, seconds, show): ask a JSON endpoint every few seconds and hand the answer to
+     show(); a signed-out session reloads the page (to the sign-in), errors wait for the next
+     round. Pages with live numbers or pictures call it from their own small scripts. */
+  function follow(url, seconds, show) {
+    async function tick() {
+      try {
+        const answer = await fetch(url, {headers: {Accept: "application/json"}, credentials: "same-origin"});
+        if (answer.status === 401) { window.location.reload(); return; }
+        if (answer.ok) show(await answer.json());
+      } catch (err) { /* the next round tries again */ }
+      setTimeout(tick, seconds * 1000);
+    }
+    setTimeout(tick, seconds * 1000);
+  }
+  window.Pixelmerge = {follow, onReady};
+
   onReady(() => {
     navToggle();
     copyButtons();
