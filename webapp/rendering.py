@@ -17,6 +17,7 @@ from typing import Any
 
 from flask import current_app, request
 from sqlalchemy import bindparam, or_, select
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import defer
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -33,8 +34,9 @@ from .models import Asset, Render, TemplateVersion
 from .models import Template as TemplateRow
 from .models.base import iso, utcnow
 from .models.render import storage_name
+from .rawsql import RawStatement
 from .storage import NotFound
-from .usage import recently_refused, release, reserve
+from .usage import counted, quota_exceeded, recently_refused, release, reserve
 
 log = logging.getLogger(__name__)
 
@@ -337,18 +339,28 @@ _COMPLETED_ROWS = (select(Render.id, Render.workspace_id, Render.key, Render.sta
 _COMPLETED = _COMPLETED_ROWS.where(Render.key == bindparam("key")).order_by(Render.id).limit(1)
 
 
-def find_completed(workspace_id: int, key: str) -> dict[str, Any] | None:
+def find_completed(workspace_id: int, key: str, fmt: str | None = None) -> dict[str, Any] | None:
     """The completed render of ``key`` whose file is in storage, if any. Snapshots of those
-    this app has seen are kept by key (app_cache "completed")."""
+    this app has seen are kept by key (app_cache "completed"). Given the format, a key whose
+    file is not in a local storage is new without asking the database."""
     snap = app_cache("completed").get(key)
     if snap is not None and snap["workspace_id"] == workspace_id:
         return snap
+    if fmt is not None and _surely_missing(storage_name(key, fmt)):
+        return None
     row = db.session.execute(_COMPLETED, {"key": key, "ws": workspace_id}).first()
     if row is None:
         return None
     if not _whole(row):
         return None
     return _remember(snapshot(row))
+
+
+def _surely_missing(name: str) -> bool:
+    """Whether a local storage has no such file (asking a remote one costs more than asking
+    the database)."""
+    storage = current_app.extensions["storage"]
+    return storage.local_path(name) is not None and storage.size(name) is None
 
 
 def _whole(row: Any) -> bool:
@@ -388,14 +400,15 @@ def perform(req: Request, *, workspace_id: int, api_key_id: int | None,
     snapshot is still 'rendering': the render goes on and completes its row itself — unless
     ``wait`` (callers that must have the picture: live banners, experiment variants)."""
     k = keyed(req, workspace_id)
-    existing = find_completed(workspace_id, k.key)
+    existing = find_completed(workspace_id, k.key, req.format)
     if existing is not None:
         return existing, True
     row = Render(workspace_id=workspace_id, template_id=req.template.id,
                  version=req.version.version, key=k.key, format=req.format, status="rendering",
                  meta=metadata, api_key_id=api_key_id)
-    if not _render_within_limit(row, req, k, wait=wait):
-        return snapshot(row), False  # still rendering: the caller answers 202
+    pending = _render_within_limit(row, req, k, wait=wait)
+    if pending is not None:
+        return pending, False  # still rendering: the caller answers 202
     return _remember(snapshot(row)), False
 
 
@@ -409,42 +422,48 @@ def _pool() -> ThreadPoolExecutor:
     return _renders_pool
 
 
-def _render_within_limit(row: Render, req: Request, k: Keyed, *, wait: bool = False) -> bool:
-    """Reserve the quota with ``row`` and render for at most SYNC_TIMEOUT seconds (0: no
-    limit); past that, the render goes on in this process and completes its row itself, and the
-    caller answers 202 (SPEC 6). False in that case.
+def _render_within_limit(row: Render, req: Request, k: Keyed, *,
+                         wait: bool = False) -> dict[str, Any] | None:
+    """Render and record ``row``'s request, waiting at most SYNC_TIMEOUT seconds (0: no
+    limit); past that, the render goes on in this process and completes its row itself, and
+    the snapshot of the row, still 'rendering', is returned for a 202 (SPEC 6). None once the
+    row is recorded.
 
-    The render starts at once on the pool while this thread reserves, so the two overlap.
-    Nothing of a render is stored or answered before its reservation is committed; when the
-    quota is used up the reservation fails, the request answers 429 and the finished render is
-    dropped. A workspace refused in the last seconds reserves first, so that a client over its
-    quota cannot keep the server rendering for nothing."""
+    A render thread draws the picture and stores the file; then one transaction counts the
+    render against the quota and inserts its completed row: a row never points at a missing
+    file, nothing is answered before it is counted, and a process killed mid-render leaves
+    nothing behind. When the quota is used up the transaction is refused and the request
+    answers 429 (the stored file stays: the same bytes any later render of that key writes, and
+    no row points at it). A workspace refused in the last seconds reserves before it renders,
+    so a client over its quota cannot keep the server rendering for nothing."""
     app = current_app._get_current_object()
     reserved = recently_refused(row.workspace_id)
     if reserved:
         reserve(row.workspace_id, record=row)  # a process killed mid-render leaves it to sweep
-    future = _pool().submit(_render_in, app, req, row.workspace_id, k)
-    if not reserved:
-        time.sleep(0)  # hand the render thread the GIL at once, not at the next switch
-        try:
-            reserve(row.workspace_id, record=row)
-        except BaseException:
-            future.cancel()  # the render's result, if it starts at all, is dropped
-            raise
+    done = _pool().submit(_render_and_store, app, req, row.workspace_id, k)
     try:
-        limit = None if wait else current_app.config["SYNC_TIMEOUT"] or None
-        future.exception(timeout=limit)  # waits for any outcome
+        result = done.result(timeout=None if wait else current_app.config["SYNC_TIMEOUT"] or None)
     except FutureTimeout:
+        if not reserved:
+            reserve(row.workspace_id, record=row)  # 429 here drops the render when it ends
         row_id = row.id
-        future.add_done_callback(lambda done: _finish_later(app, row_id, done))
-        return False
-    _record_outcome(row, future.result)
-    return True
+        done.add_done_callback(lambda _: _finish_later(app, row_id, done))
+        return snapshot(row)
+    except Exception as exc:
+        (give_up if reserved else _fail)(row, _as_renderer_error(exc))
+        raise
+    if reserved:
+        _mark_completed(row, result)
+    else:
+        _insert_counted(row, result)
+    return None
 
 
-def _render_in(app, req: Request, workspace_id: int, k: Keyed) -> renderer.Rendered:
+def _render_and_store(app, req: Request, workspace_id: int, k: Keyed) -> renderer.Rendered:
     with app.app_context():
-        return run_renderer(req, workspace_id, k.rows, k.digests)
+        result = run_renderer(req, workspace_id, k.rows, k.digests)
+        _put(k.key, req.format, result)
+        return result
 
 
 def _finish_later(app, row_id: int, done) -> None:
@@ -452,11 +471,32 @@ def _finish_later(app, row_id: int, done) -> None:
     with app.app_context():
         row = db.session.get(Render, row_id)
         try:
-            _record_outcome(row, done.result)
-        except Exception:  # recorded on the row; nobody is waiting for this answer
+            result = done.result()
+        except Exception as exc:  # recorded on the row; nobody is waiting for this answer
+            give_up(row, _as_renderer_error(exc))
             log.exception("render %s failed after the sync limit", row_id)
             return
+        _mark_completed(row, result)
         _remember(snapshot(row))
+
+
+def _insert_counted(row: Render, result: renderer.Rendered) -> None:
+    """Count the new ``row`` and insert it completed, in one transaction (its file is stored);
+    ``quota_exceeded`` when the quota is used up."""
+    row.created_at = row.created_at or utcnow()
+    params = _completion(None, result, utcnow())
+    for name, param in COMPLETED_FIELDS.items():
+        setattr(row, name, params[param])
+    if not counted(row.workspace_id, 1):
+        raise quota_exceeded(row.workspace_id)
+    # one statement, not the unit of work (which costs more than the rest of the transaction)
+    row.id = _INSERT_COMPLETED.first(_columns(row))[0]
+    db.session.commit()
+    _announce(row, "render.completed")
+
+
+def _columns(row: Render) -> dict[str, Any]:
+    return {column.key: getattr(row, attribute) for attribute, column in _RENDER_COLUMNS.items()}
 
 
 def _render_row(row: Render, req: Request, k: Keyed) -> None:
@@ -476,13 +516,14 @@ def _produce(row: Render, produce) -> renderer.Rendered:
     for the scheduler's sweep (which gives the quota back once)."""
     try:
         return produce()
-    except RendererError as exc:
-        give_up(row, exc)
-        raise
     except Exception as exc:
-        give_up(row, RendererError(f"the render failed unexpectedly ({exc.__class__.__name__})",
-                                   code="internal_error"))
+        give_up(row, _as_renderer_error(exc))
         raise
+
+
+def _as_renderer_error(exc: Exception) -> RendererError:
+    return exc if isinstance(exc, RendererError) else RendererError(
+        f"the render failed unexpectedly ({exc.__class__.__name__})", code="internal_error")
 
 
 # ---------------------------------------------------------------- many at once (batches)
@@ -517,6 +558,10 @@ def render_reserved(row: Render, req: Request, k: Keyed) -> renderer.Rendered:
 
 
 _RENDERS = Render.__table__
+_RENDER_COLUMNS = {attr.key: attr.columns[0] for attr in sa_inspect(Render).column_attrs
+                   if attr.key != "id"}
+_INSERT_COMPLETED = RawStatement(_RENDERS.insert().returning(_RENDERS.c.id),
+                                 columns=[column.key for column in _RENDER_COLUMNS.values()])
 _COMPLETE = (_RENDERS.update().where(_RENDERS.c.id == bindparam("row_id"))
              .values(status=bindparam("status"), width=bindparam("w"), height=bindparam("h"),
                      size_bytes=bindparam("n"), warnings=bindparam("warn"),
@@ -578,7 +623,7 @@ def enqueue(req: Request, *, workspace_id: int, api_key_id: int | None,
     from .tasks.renders import queue_render
 
     k = keyed(req, workspace_id)
-    existing = find_completed(workspace_id, k.key)
+    existing = find_completed(workspace_id, k.key, req.format)
     if existing is not None:
         return existing, True
     pending = find_pending(workspace_id, k.key)
@@ -648,16 +693,24 @@ def run_renderer(req: Request, workspace_id: int, rows: Mapping[str, Any],
 
 def _complete(row: Render, result: renderer.Rendered) -> None:
     """Store the bytes first, then record the row: a row never points at a missing file."""
-    # not durable yet: the storage trusts the file only until a machine crash, unless its
-    # background fsync completed (a lost render is made again; see LocalStorage)
-    current_app.extensions["storage"].put(storage_name(row.key, row.format), result.data,
-                                          content_type=result.mime, durable=False)
+    _put(row.key, row.format, result)
+    _mark_completed(row, result)
+
+
+def _mark_completed(row: Render, result: renderer.Rendered) -> None:
     params = _completion(row.id, result, utcnow())
     db.session.execute(_COMPLETE, params)  # one statement: the unit of work costs more
     db.session.commit()
     for name, param in COMPLETED_FIELDS.items():
         set_committed_value(row, name, params[param])
     _announce(row, "render.completed")
+
+
+def _put(key: str, fmt: str, result: renderer.Rendered) -> None:
+    # not durable yet: the storage trusts the file only until a machine crash, unless its
+    # background fsync completed (a lost render is made again; see LocalStorage)
+    current_app.extensions["storage"].put(storage_name(key, fmt), result.data,
+                                          content_type=result.mime, durable=False)
 
 
 COMPLETED_FIELDS = {"status": "status", "width": "w", "height": "h", "size_bytes": "n",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import functools
 import logging
 import os
@@ -194,11 +195,21 @@ class LocalStorage(Storage):
         _check_payload(data, content_type)  # the type is not kept: send_file guesses it again
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            if _write_atomically(path, data, self.FILE_MODE, durable=durable):
+            spare = None if durable else _spares.take(self._spare_folder(name), len(data))
+            if spare is not None:
+                pending = _write_spare_or_new(spare, path, data)
+            else:
+                pending = _write_atomically(path, data, self.FILE_MODE, durable=durable)
+            if pending:
                 _flusher.submit(path)
         except OSError as exc:
             raise StorageError(f"cannot write {name} under {self.root}: {_why(exc)}",
                                name=name) from exc
+
+    SPARES = ".spares"  # objects are named renders/…, assets/…, batches/…: never one of them
+
+    def _spare_folder(self, name: str) -> Path:
+        return self.root / self.SPARES
 
     def get(self, name: str) -> bytes:
         path = self._path(name)
@@ -298,6 +309,151 @@ def _write_atomically(path: Path, data: bytes, mode: int, *, durable: bool = Tru
     return pending
 
 
+# -- spare files -----------------------------------------------------------------------------------
+
+def _write_spare(tmp: str, path: Path, data: bytes) -> bool:
+    """``_write_atomically(durable=False)`` into a spare file: overwrite, cut to length, tag, and
+    rename into place. True when the file still has to be made durable."""
+    fd = -1
+    try:
+        fd = os.open(tmp, os.O_WRONLY)
+        view, done = memoryview(data), 0
+        while done < len(view):
+            done += os.pwrite(fd, view[done:], done)
+        os.ftruncate(fd, len(view))
+        pending = _tag_with_boot(fd)
+        if not pending:
+            os.fchmod(fd, LocalStorage.FILE_MODE)
+            os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, path)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return pending
+
+
+def _write_spare_or_new(spare: str, path: Path, data: bytes) -> bool:
+    try:
+        return _write_spare(spare, path, data)
+    except OSError as exc:
+        if exc.errno not in (errno.EXDEV, errno.ENOENT):
+            raise
+        # the object's folder is on another disk (a mount the operator placed in the storage),
+        # or someone cleared the spares away: new files, as before
+        _spares.disable(Path(spare).parent)
+        return _write_atomically(path, data, LocalStorage.FILE_MODE, durable=False)
+
+
+class _Spares:
+    """Temp files filled with zeros ahead of time by a background thread, a few per storage
+    (in its ``.spares`` folder).
+
+    Writing a new file costs most of its time allocating page-cache pages (0.6–0.8 ms for a
+    600 KB render on our VM, against 0.03 ms to overwrite pages a file already has), and a
+    synchronous render waits for that. A render's put overwrites a spare instead, cuts it to
+    length and renames it into place; the thread then fills the next one, off the request's
+    path. A spare is sized to the largest recent put (at most ``MAX_BYTES``); a bigger put, a
+    storage with none ready, or an object folder on another disk than the spares (renamed
+    across disks: ``EXDEV``) writes a new file as before. A process that dies leaves at most
+    ``KEEP`` spares behind."""
+
+    KEEP = 2
+    MAX_BYTES = 8 << 20
+    ROUND = 64 << 10
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._ready: dict[Path, list[tuple[str, int]]] = {}  # (path, size), smallest first
+        self._sizes: dict[Path, int] = {}
+        self._off: set[Path] = set()
+        self._pid: int | None = None
+
+    def take(self, folder: Path, size: int) -> str | None:
+        """The path of a spare in ``folder`` that holds ``size`` bytes, or None; either way the
+        thread makes sure ones of that size are coming."""
+        if self._pid != os.getpid():
+            self._start()
+        if size > self.MAX_BYTES or folder in self._off:
+            return None
+        with self._lock:
+            ready = self._ready.setdefault(folder, [])
+            wanted = min(self.MAX_BYTES, -(-size // self.ROUND) * self.ROUND)
+            self._sizes[folder] = max(self._sizes.get(folder, 0), wanted)
+            found = next((spare for spare in ready if spare[1] >= size), None)
+            if found is not None:
+                ready.remove(found)
+        self._wake.set()
+        return None if found is None else found[0]
+
+    def disable(self, folder: Path) -> None:
+        with self._lock:
+            self._off.add(folder)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._ready, self._sizes = {}, {}  # a forked copy's spares are the parent's
+            self._wake = threading.Event()
+            threading.Thread(target=self._run, name="storage-spares", daemon=True).start()
+            self._pid = os.getpid()
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            while (need := self._needed()) is not None:
+                folder, size = need
+                try:
+                    spare = _make_spare(folder, size)
+                except OSError as exc:  # a full disk, say: puts write new files as before
+                    log.warning("cannot prepare a spare file in %s: %s", folder, _why(exc))
+                    self.disable(folder)
+                    continue
+                with self._lock:
+                    self._ready.setdefault(folder, []).append(spare)
+
+    def _needed(self) -> tuple[Path, int] | None:
+        with self._lock:
+            for folder, size in self._sizes.items():
+                if folder in self._off:
+                    continue
+                ready = self._ready.setdefault(folder, [])
+                ready.sort(key=lambda spare: spare[1])
+                while ready and ready[0][1] < size:  # outgrown: make room for bigger ones
+                    with contextlib.suppress(OSError):
+                        os.unlink(ready.pop(0)[0])
+                if len(ready) < self.KEEP:
+                    return folder, size
+        return None
+
+
+def _make_spare(folder: Path, size: int) -> tuple[str, int]:
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".spare.", suffix=".tmp")
+    try:
+        zeros = bytes(min(size, 1 << 20))
+        done = 0
+        while done < size:
+            done += os.write(fd, zeros[:size - done])
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    finally:
+        os.close(fd)
+    return tmp, size
+
+
+_spares = _Spares()
+
+
 # -- files not yet durable -------------------------------------------------------------------------
 
 BOOT_XATTR = "user.pixelmerge.boot"
@@ -352,6 +508,10 @@ class _Flusher:
         if self._pid != os.getpid():
             self._start()
         self._queue.put(path)
+
+    def disable(self, folder: Path) -> None:
+        with self._lock:
+            self._off.add(folder)
 
     def _start(self) -> None:
         with self._lock:

@@ -15,6 +15,7 @@ from .errors import ApiError
 from .extensions import db
 from .models import Usage, Workspace
 from .models.base import utcnow
+from .rawsql import RawStatement
 
 
 def month_of(now: dt.datetime | None = None) -> str:
@@ -40,42 +41,49 @@ def reserve(workspace_id: int, *, record: object | None = None) -> None:
     gives the render back if it fails. ``record`` (the render's row) is stored in the same
     transaction, so a reservation never exists without a trace of what it was for."""
     if not reserve_many(workspace_id, [record] if record is not None else [], count=1):
-        raise _quota_exceeded(_quota(workspace_id))
+        raise quota_exceeded(workspace_id)
 
 
 def reserve_many(workspace_id: int, records: list, *, count: int | None = None) -> bool:
     """Count ``count`` (default: one per record) new renders at once, all or none, with their
     ``records`` in the same transaction; False (nothing counted) when they do not all fit in
     the month's quota. A batch's chunk reserves its items with one statement."""
-    count = len(records) if count is None else count
-    quota = _quota(workspace_id)
-    if quota and count > quota:  # the first of a month's statements inserts without a check
-        return False
-    statement = _reserve_statement(db.session.get_bind().dialect.name, bool(quota))
-    counted = db.session.execute(statement, {"ws": workspace_id, "month": month_of(),
-                                              "quota": quota - count + 1 if quota else 0,
-                                              "n": count}).scalar()  # None: held back
-    if counted is None:
-        db.session.rollback()
-        _refusals()[workspace_id] = time.monotonic()
+    if not counted(workspace_id, len(records) if count is None else count):
         return False
     db.session.add_all(records)
     db.session.commit()
     return True
 
 
+def counted(workspace_id: int, count: int) -> bool:
+    """Count ``count`` new renders in the current transaction, all or none, with one atomic
+    statement; the caller records what they are for and commits. False (the transaction rolled
+    back, nothing counted) when they do not all fit in the month's quota."""
+    quota = _quota(workspace_id)
+    if quota and count > quota:  # the first of a month's statements inserts without a check
+        return False
+    statement = _reserve_statement(db.session.get_bind().dialect.name, bool(quota))
+    done = statement.first({"ws": workspace_id, "month": month_of(),
+                            "quota": quota - count + 1 if quota else 0, "n": count})
+    if done is None:  # held back by the quota
+        db.session.rollback()
+        _refusals()[workspace_id] = time.monotonic()
+        return False
+    return True
+
+
 @functools.cache
 def _reserve_statement(dialect: str, limited: bool):
     """INSERT … ON CONFLICT … DO UPDATE [WHERE renders < quota - n + 1] RETURNING renders,
-    built once per dialect (it runs for every new render)."""
+    built once per dialect and run on the raw connection (it runs for every new render)."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     statement = insert(Usage).values(workspace_id=bindparam("ws"), month=bindparam("month"),
                                      renders=bindparam("n"))
-    return statement.on_conflict_do_update(
+    return RawStatement(statement.on_conflict_do_update(
         index_elements=[Usage.workspace_id, Usage.month],
         set_={"renders": Usage.renders + bindparam("n")},
         where=(Usage.renders < bindparam("quota")) if limited else None,
-    ).returning(Usage.renders)
+    ).returning(Usage.renders))
 
 
 QUOTA_SECONDS = 5.0  # a changed workspace quota reaches every process within this time
@@ -115,7 +123,8 @@ def release(workspace_id: int) -> None:
     db.session.commit()
 
 
-def _quota_exceeded(quota: int) -> ApiError:
+def quota_exceeded(workspace_id: int) -> ApiError:
+    quota = _quota(workspace_id)
     return ApiError(429, "quota_exceeded",
                     f"this workspace has used its {quota:,} renders for {month_of()}; cached "
                     f"renders are still served",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
 import threading
 import time
@@ -400,3 +401,93 @@ def test_without_extended_attributes_a_put_is_durable_at_once(
 def test_s3_puts_are_durable_either_way(s3: S3Storage) -> None:
     s3.put("renders/ab/x.png", BLOB, content_type="image/png", durable=False)
     assert s3.get("renders/ab/x.png") == BLOB
+
+
+# -- spare files (renders overwrite pages the page cache already has) -----------------------------
+
+
+def spares_of(root: Path) -> dict[int, Path]:
+    """The spare files waiting under ``root``, by inode."""
+    folder = root / LocalStorage.SPARES
+    return {p.stat().st_ino: p for p in folder.iterdir()} if folder.exists() else {}
+
+
+def wait_for_spares(root: Path, count: int, *, at_least: int = 0) -> dict[int, Path]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        spares = spares_of(root)
+        if len(spares) >= count and all(p.stat().st_size >= at_least for p in spares.values()):
+            return spares
+        time.sleep(0.01)
+    raise AssertionError(f"no {count} spare files of {at_least}+ bytes under {root}")
+
+
+def test_renders_are_written_into_spare_files_made_ahead(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    first = bytes(range(256)) * 400  # 100 kB: the first put writes a new file, asks for spares
+    storage.put("renders/ab/1.png", first, content_type="image/png", durable=False)
+    spares = wait_for_spares(tmp_path, 2, at_least=len(first))
+    for number, size in enumerate((len(first), 10, len(first) - 1, 1), start=2):
+        data = bytes((number + i) % 251 for i in range(size))
+        storage.put(f"renders/ab/{number}.png", data, content_type="image/png", durable=False)
+        path = storage.local_path(f"renders/ab/{number}.png")
+        assert path.stat().st_ino in spares  # a spare, renamed into place ...
+        assert storage.get(f"renders/ab/{number}.png") == data  # ... cut to exactly the bytes
+        assert path.stat().st_size == size
+        spares = wait_for_spares(tmp_path, 2, at_least=len(first))
+    assert storage.get("renders/ab/1.png") == first
+    assert len(spares_of(tmp_path)) == 2  # no more are kept
+    flush_pending()
+    assert storage.local_path("renders/ab/5.png").stat().st_mode & 0o777 == 0o644  # durable
+    assert [p.name for p in (tmp_path / "renders" / "ab").iterdir() if p.name.startswith(".")] \
+        == []  # no temp file is left beside the objects
+
+
+def test_a_put_bigger_than_the_spares_writes_a_new_file_and_later_ones_grow(
+        tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    storage.put("renders/ab/small.png", b"s" * 1000, content_type="image/png", durable=False)
+    spares = wait_for_spares(tmp_path, 2)
+    big = b"B" * 300_000
+    storage.put("renders/ab/big.png", big, content_type="image/png", durable=False)
+    assert storage.local_path("renders/ab/big.png").stat().st_ino not in spares
+    assert storage.get("renders/ab/big.png") == big
+    grown = wait_for_spares(tmp_path, 2, at_least=len(big))  # the small ones make way
+    storage.put("renders/ab/big2.png", big[:-1], content_type="image/png", durable=False)
+    assert storage.local_path("renders/ab/big2.png").stat().st_ino in grown
+    assert storage.get("renders/ab/big2.png") == big[:-1]
+
+
+def test_durable_puts_never_use_spares(tmp_path: Path) -> None:
+    storage = LocalStorage(tmp_path)
+    storage.put("renders/ab/1.png", BLOB, content_type="image/png", durable=False)
+    spares = wait_for_spares(tmp_path, 2)
+    storage.put("assets/1/a", BLOB, content_type="image/png")
+    assert storage.local_path("assets/1/a").stat().st_ino not in spares
+    assert storage.local_path("assets/1/a").stat().st_mode & 0o777 == 0o644
+
+
+def test_an_object_folder_on_another_disk_gets_new_files(tmp_path: Path) -> None:
+    """A renders folder the operator mounted from another disk: a spare cannot be renamed
+    there (EXDEV), so the put writes a new file, and later puts do not try spares again."""
+    elsewhere = Path(f"/dev/shm/pixelmerge-test-{uuid4().hex}")
+    elsewhere.mkdir()
+    try:
+        (tmp_path / "renders").symlink_to(elsewhere)
+        storage = LocalStorage(tmp_path)
+        storage.put("renders/ab/1.png", BLOB, content_type="image/png", durable=False)
+        wait_for_spares(tmp_path, 2)
+        storage.put("renders/ab/2.png", BLOB[2:], content_type="image/png", durable=False)
+        time.sleep(0.2)  # a replacement asked for before the rename failed may still come
+        left = spares_of(tmp_path)
+        for number in range(3, 5):
+            storage.put(f"renders/ab/{number}.png", BLOB[number:], content_type="image/png",
+                        durable=False)
+        assert spares_of(tmp_path) == left  # not tried again
+        for number in range(2, 5):
+            assert storage.get(f"renders/ab/{number}.png") == BLOB[number:]
+        flush_pending()
+        assert sorted(p.name for p in (elsewhere / "ab").iterdir()) == [
+            "1.png", "2.png", "3.png", "4.png"]
+    finally:
+        shutil.rmtree(elsewhere)
