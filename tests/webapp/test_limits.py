@@ -3,6 +3,7 @@ count, cache hits do not, and concurrent renders count exactly (SPEC 5)."""
 
 from __future__ import annotations
 
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -229,3 +230,29 @@ def test_failed_renders_do_not_use_the_quota(api):
     assert usage(api)["renders"] == 0
     assert render(api, template_id, "7").status_code == 201
     assert usage(api)["renders"] == 1
+
+
+def test_without_redis_the_limit_is_counted_in_memory(api, app_config, caplog):
+    """Redis unreachable must not take the API down: this process counts in memory (and says
+    so in its log) until Redis answers again."""
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cut_off = create_app({**app_config, "REDIS_URL": f"redis://127.0.0.1:{port}/0"})
+    try:
+        client = cut_off.test_client()
+        headers = {"Authorization": f"Bearer {api.token}"}
+        for remaining in range(LIMIT - 1, -1, -1):
+            response = client.get("/api/v1/me", headers=headers)
+            assert response.status_code == 200, response.text
+            assert response.headers["X-RateLimit-Remaining"] == str(remaining)
+        response = client.get("/api/v1/me", headers=headers)
+        assert_error(response, 429, "rate_limited")
+        assert 0 < int(response.headers["Retry-After"]) <= 60
+        assert "rate-limit storage unreachable" in caplog.text
+    finally:
+        with cut_off.app_context():
+            from webapp.extensions import db
+
+            db.session.remove()
+            db.engine.dispose()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app
+from flask import Blueprint
 
-from ..extensions import limiter
+from ..extensions import limiter, rate_limit_key
+from ..ratelimit import KeyLimit
 from . import (
     assets,
     batches,
@@ -25,4 +26,4 @@ for module in (me, templates, assets, renders, batches, hooks, sources, bindings
     bp.register_blueprint(module.bp)
 
 # one budget per API key (or client address without one) across every API operation
-limiter.shared_limit(lambda: current_app.config["RATE_LIMIT"], scope="api")(bp)
+KeyLimit(limiter, rate_limit_key, "RATE_LIMIT", scope="api").init_blueprint(bp)
