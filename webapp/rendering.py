@@ -441,6 +441,7 @@ def _render_within_limit(row: Render, req: Request, k: Keyed, *,
     if reserved:
         reserve(row.workspace_id, record=row)  # a process killed mid-render leaves it to sweep
     done = _pool().submit(_render_and_store, app, req, row.workspace_id, k)
+    db.session.connection()  # checked out while the render runs: recording it starts at once
     try:
         result = done.result(timeout=None if wait else current_app.config["SYNC_TIMEOUT"] or None)
     except FutureTimeout:
@@ -731,10 +732,12 @@ def _fail(row: Render, exc: RendererError) -> None:
 
 
 def _announce(row: Render, event: str) -> None:
-    from .webhooks import emit
+    from .webhooks import emit, subscribed_events
 
-    emit(row.workspace_id, event, render_object(snapshot(row), cached=False),
-         template_id=row.template_id, webhook_url=(row.params or {}).get("webhook_url"))
+    webhook_url = (row.params or {}).get("webhook_url")
+    if webhook_url or event in subscribed_events(row.workspace_id):  # most renders: nobody
+        emit(row.workspace_id, event, render_object(snapshot(row), cached=False),
+             template_id=row.template_id, webhook_url=webhook_url)
 
 
 def outbound() -> GuardedSession:

@@ -13,6 +13,7 @@ import os
 import queue
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from stat import S_ISREG
@@ -183,6 +184,7 @@ class LocalStorage(Storage):
 
     def __init__(self, root: Path | str):
         self.root = Path(root)
+        self._folders: set[Path] = set()  # made by a put of this process
 
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.root)!r})"
@@ -194,22 +196,29 @@ class LocalStorage(Storage):
         path = self._path(name)
         _check_payload(data, content_type)  # the type is not kept: send_file guesses it again
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            spare = None if durable else _spares.take(self._spare_folder(name), len(data))
-            if spare is not None:
-                pending = _write_spare_or_new(spare, path, data)
-            else:
-                pending = _write_atomically(path, data, self.FILE_MODE, durable=durable)
+            try:
+                pending = self._write(path, data, durable=durable)
+            except FileNotFoundError:  # its folder was removed since this process made it
+                self._folders.discard(path.parent)
+                pending = self._write(path, data, durable=durable)
+            if not durable:
+                _spares.refill()
             if pending:
                 _flusher.submit(path)
         except OSError as exc:
             raise StorageError(f"cannot write {name} under {self.root}: {_why(exc)}",
                                name=name) from exc
 
-    SPARES = ".spares"  # objects are named renders/…, assets/…, batches/…: never one of them
+    def _write(self, path: Path, data: bytes, *, durable: bool) -> bool:
+        if path.parent not in self._folders:  # (a mkdir per put costs an exception)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._folders.add(path.parent)
+        spare = None if durable else _spares.take(self.root / self.SPARES, len(data))
+        if spare is not None:
+            return _write_spare_or_new(spare, path, data)
+        return _write_atomically(path, data, self.FILE_MODE, durable=durable)
 
-    def _spare_folder(self, name: str) -> Path:
-        return self.root / self.SPARES
+    SPARES = ".spares"  # objects are named renders/…, assets/…, batches/…: never one of them
 
     def get(self, name: str) -> bytes:
         path = self._path(name)
@@ -311,12 +320,11 @@ def _write_atomically(path: Path, data: bytes, mode: int, *, durable: bool = Tru
 
 # -- spare files -----------------------------------------------------------------------------------
 
-def _write_spare(tmp: str, path: Path, data: bytes) -> bool:
-    """``_write_atomically(durable=False)`` into a spare file: overwrite, cut to length, tag, and
-    rename into place. True when the file still has to be made durable."""
-    fd = -1
+def _write_spare(fd: int, tmp: str, path: Path, data: bytes) -> bool:
+    """``_write_atomically(durable=False)`` into a spare file (open as ``fd``, closed here):
+    overwrite, cut to length, tag, and rename into place. True when the file still has to be
+    made durable."""
     try:
-        fd = os.open(tmp, os.O_WRONLY)
         view, done = memoryview(data), 0
         while done < len(view):
             done += os.pwrite(fd, view[done:], done)
@@ -339,12 +347,15 @@ def _write_spare(tmp: str, path: Path, data: bytes) -> bool:
 
 def _write_spare_or_new(spare: str, path: Path, data: bytes) -> bool:
     try:
-        return _write_spare(spare, path, data)
+        fd = os.open(spare, os.O_WRONLY)
+    except FileNotFoundError:  # someone cleared the spares away
+        return _write_atomically(path, data, LocalStorage.FILE_MODE, durable=False)
+    try:
+        return _write_spare(fd, spare, path, data)
     except OSError as exc:
-        if exc.errno not in (errno.EXDEV, errno.ENOENT):
+        if exc.errno != errno.EXDEV:
             raise
-        # the object's folder is on another disk (a mount the operator placed in the storage),
-        # or someone cleared the spares away: new files, as before
+        # the object's folder is on another disk (a mount the operator placed in the storage)
         _spares.disable(Path(spare).parent)
         return _write_atomically(path, data, LocalStorage.FILE_MODE, durable=False)
 
@@ -364,6 +375,9 @@ class _Spares:
 
     KEEP = 2
     MAX_BYTES = 8 << 20
+    # after a put, its request still records the render (a few statements and a commit):
+    # filling the next spare during that slowed it by a third
+    REFILL_DELAY = 0.003
     ROUND = 64 << 10
 
     def __init__(self) -> None:
@@ -375,8 +389,8 @@ class _Spares:
         self._pid: int | None = None
 
     def take(self, folder: Path, size: int) -> str | None:
-        """The path of a spare in ``folder`` that holds ``size`` bytes, or None; either way the
-        thread makes sure ones of that size are coming."""
+        """The path of a spare in ``folder`` that holds ``size`` bytes, or None; either way
+        ``refill`` makes sure ones of that size are coming."""
         if self._pid != os.getpid():
             self._start()
         if size > self.MAX_BYTES or folder in self._off:
@@ -388,8 +402,11 @@ class _Spares:
             found = next((spare for spare in ready if spare[1] >= size), None)
             if found is not None:
                 ready.remove(found)
-        self._wake.set()
         return None if found is None else found[0]
+
+    def refill(self) -> None:
+        """Called once a put is done (writing the next spare during it slowed both down)."""
+        self._wake.set()
 
     def disable(self, folder: Path) -> None:
         with self._lock:
@@ -408,6 +425,7 @@ class _Spares:
         while True:
             self._wake.wait()
             self._wake.clear()
+            time.sleep(self.REFILL_DELAY)
             while (need := self._needed()) is not None:
                 folder, size = need
                 try:

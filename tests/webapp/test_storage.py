@@ -491,3 +491,18 @@ def test_an_object_folder_on_another_disk_gets_new_files(tmp_path: Path) -> None
             "1.png", "2.png", "3.png", "4.png"]
     finally:
         shutil.rmtree(elsewhere)
+
+
+@pytest.mark.parametrize("durable", [True, False], ids=["durable", "render"])
+def test_a_folder_removed_behind_the_storages_back_is_made_again(
+        tmp_path: Path, durable: bool) -> None:
+    storage = LocalStorage(tmp_path)
+    storage.put("renders/ab/1.png", BLOB, content_type="image/png", durable=durable)
+    wait_for_spares(tmp_path, 0 if durable else 2)
+    shutil.rmtree(tmp_path / "renders")  # an operator cleaning up
+    storage.put("renders/ab/2.png", BLOB[1:], content_type="image/png", durable=durable)
+    assert storage.get("renders/ab/2.png") == BLOB[1:]
+    shutil.rmtree(tmp_path / LocalStorage.SPARES, ignore_errors=True)  # and the spares too
+    storage.put("renders/ab/3.png", BLOB[3:], content_type="image/png", durable=durable)
+    assert storage.get("renders/ab/3.png") == BLOB[3:]
+    flush_pending()
