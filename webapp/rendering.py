@@ -10,7 +10,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
@@ -440,15 +440,19 @@ def _render_within_limit(row: Render, req: Request, k: Keyed, *,
     reserved = recently_refused(row.workspace_id)
     if reserved:
         reserve(row.workspace_id, record=row)  # a process killed mid-render leaves it to sweep
-    done = _pool().submit(_render_and_store, app, req, row.workspace_id, k)
+    rendered: Future[renderer.Rendered] = Future()
+    stored = _pool().submit(_render_and_store, app, req, row.workspace_id, k, rendered)
     db.session.connection()  # checked out while the render runs: recording it starts at once
     try:
-        result = done.result(timeout=None if wait else current_app.config["SYNC_TIMEOUT"] or None)
+        result = rendered.result(
+            timeout=None if wait else current_app.config["SYNC_TIMEOUT"] or None)
+        if reserved:
+            stored.result()
     except FutureTimeout:
         if not reserved:
             reserve(row.workspace_id, record=row)  # 429 here drops the render when it ends
         row_id = row.id
-        done.add_done_callback(lambda _: _finish_later(app, row_id, done))
+        stored.add_done_callback(lambda _: _finish_later(app, row_id, rendered, stored))
         return snapshot(row)
     except Exception as exc:
         (give_up if reserved else _fail)(row, _as_renderer_error(exc))
@@ -456,23 +460,31 @@ def _render_within_limit(row: Render, req: Request, k: Keyed, *,
     if reserved:
         _mark_completed(row, result)
     else:
-        _insert_counted(row, result)
+        _insert_counted(row, result, stored)
     return None
 
 
-def _render_and_store(app, req: Request, workspace_id: int, k: Keyed) -> renderer.Rendered:
+def _render_and_store(app, req: Request, workspace_id: int, k: Keyed,
+                      rendered: Future[renderer.Rendered]) -> None:
+    """The render thread: draw, hand the picture to the request (which records it meanwhile),
+    store the file."""
     with app.app_context():
-        result = run_renderer(req, workspace_id, k.rows, k.digests)
+        try:
+            result = run_renderer(req, workspace_id, k.rows, k.digests)
+        except BaseException as exc:
+            rendered.set_exception(exc)
+            raise
+        rendered.set_result(result)
         _put(k.key, req.format, result)
-        return result
 
 
-def _finish_later(app, row_id: int, done) -> None:
+def _finish_later(app, row_id: int, rendered: Future, stored: Future) -> None:
     """A render that outlasted the sync limit completes (or fails) its row when it ends."""
     with app.app_context():
         row = db.session.get(Render, row_id)
         try:
-            result = done.result()
+            result = rendered.result()
+            stored.result()
         except Exception as exc:  # recorded on the row; nobody is waiting for this answer
             give_up(row, _as_renderer_error(exc))
             log.exception("render %s failed after the sync limit", row_id)
@@ -481,9 +493,9 @@ def _finish_later(app, row_id: int, done) -> None:
         _remember(snapshot(row))
 
 
-def _insert_counted(row: Render, result: renderer.Rendered) -> None:
-    """Count the new ``row`` and insert it completed, in one transaction (its file is stored);
-    ``quota_exceeded`` when the quota is used up."""
+def _insert_counted(row: Render, result: renderer.Rendered, stored: Future) -> None:
+    """Count the new ``row`` and insert it completed while its file is stored, committing once
+    it is; ``quota_exceeded`` when the quota is used up."""
     row.created_at = row.created_at or utcnow()
     params = _completion(None, result, utcnow())
     for name, param in COMPLETED_FIELDS.items():
@@ -492,6 +504,13 @@ def _insert_counted(row: Render, result: renderer.Rendered) -> None:
         raise quota_exceeded(row.workspace_id)
     # one statement, not the unit of work (which costs more than the rest of the transaction)
     row.id = _INSERT_COMPLETED.first(_columns(row))[0]
+    try:
+        stored.result()
+    except Exception as exc:
+        db.session.rollback()
+        row.id = None
+        _fail(row, _as_renderer_error(exc))
+        raise
     db.session.commit()
     _announce(row, "render.completed")
 
