@@ -37,6 +37,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     limiter.init_app(app)
+    ratelimit.without_middleware(app, limiter)
     app.extensions["storage"] = _storage(app)
     errors.register(app)
     metrics.init_app(app)

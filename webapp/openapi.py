@@ -58,6 +58,7 @@ def operation(bp: Blueprint, method: str, rule: str, *, summary: str, tag: str,
     """Route ``rule`` on ``bp``: authenticate (with ``scope`` when given; every operation that
     is not ``public`` needs a valid key), validate ``body``/``query``."""
     from .auth import authenticate, require
+    from .ratelimit import settle
 
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)
@@ -71,6 +72,7 @@ def operation(bp: Blueprint, method: str, rule: str, *, summary: str, tag: str,
                 kwargs["body"] = parse_body(body)
             if query is not None:
                 kwargs["query"] = parse_query(query)
+            settle()  # the rate limit's count, sent before the request reached us
             return view(**kwargs)
 
         bp.add_url_rule(rule, endpoint=view.__name__, view_func=handler, methods=[method])

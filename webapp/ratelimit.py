@@ -17,13 +17,16 @@ increment is atomic in Redis."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
+from typing import Any
 
-from flask import Blueprint, Response, current_app, g, request
+from flask import Blueprint, Flask, Response, current_app, g
 from flask_limiter import Limiter
 from limits import RateLimitItem, parse
 from limits.errors import StorageError
@@ -56,21 +59,55 @@ class KeyLimit:
     def init_blueprint(self, bp: Blueprint) -> None:
         bp.before_request(self.check)
         bp.after_request(self.write_headers)
-        # the extension's own hook leaves these requests to this one
-        self.limiter.request_filter(lambda: (request.blueprint or "").split(".")[0] == bp.name)
+        bp.teardown_request(lambda _: self.drain())
 
     def check(self) -> None:
+        """Count the request: sent to Redis now, the reply read by ``settle`` (before the view
+        runs, see ``openapi.operation``), so that the round trip overlaps authenticating and
+        reading the body."""
         if not self.limiter.enabled:
             return
         item, key = _item(current_app.config[self.setting]), self.key_func()
-        allowed, stats = self._hit(item, key)
+        strategy = self._fallback().strategy() or self.limiter.limiter
+        started = None
+        if isinstance(strategy, FixedWindowRateLimiter) and isinstance(
+                strategy.storage, OneTripRedisStorage):
+            try:
+                started = strategy.storage.start_incr(item.key_for(self.scope, key),
+                                                      item.get_expiry())
+            except (StorageError, RedisError):
+                started = None  # counted when settled, in memory if Redis stays away
+        g.key_limit_pending = (self, item, key, strategy, started)
+
+    def settle(self, item: RateLimitItem, key: str, strategy: RateLimiter,
+               started: Started | None) -> None:
+        """Finish counting: headers for the answer, ``429`` over the limit."""
+        allowed, stats = None, None
+        if started is not None:
+            try:
+                count = strategy.storage.finish_incr(item.key_for(self.scope, key), started)
+                allowed = count <= item.amount
+                stats = tuple(strategy.get_window_stats(item, self.scope, key))
+            except (StorageError, RedisError):
+                allowed = None  # counted again below, in memory when Redis is away
+        if allowed is None:
+            allowed, stats = self._hit(item, key)
         g.key_limit = (item, stats)
         if not allowed:
             raise ApiError(429, "rate_limited", f"too many requests: the limit is {item}; "
                            "wait for Retry-After seconds",
                            headers={"Retry-After": str(max(1, int(stats[0] - time.time())))})
 
+    def drain(self) -> None:
+        """Read a reply no view waited for (the request failed before its view ran): the
+        connection must not keep it for the next request."""
+        pending = g.pop("key_limit_pending", None)
+        if pending is not None:
+            with contextlib.suppress(ApiError):
+                self.settle(*pending[1:])
+
     def write_headers(self, response: Response) -> Response:
+        self.drain()
         found = g.pop("key_limit", None)
         if found is not None:
             item, (reset, remaining) = found
@@ -79,10 +116,14 @@ class KeyLimit:
             response.headers["X-RateLimit-Reset"] = str(int(reset))
         return response
 
-    def _hit(self, item: RateLimitItem, key: str) -> tuple[bool, tuple[float, int]]:
+    def _fallback(self) -> _Fallback:
         fallback = current_app.extensions.get("ratelimit.fallback")
         if fallback is None:  # (a MemoryStorage starts a thread: made once per app)
             fallback = current_app.extensions["ratelimit.fallback"] = _Fallback()
+        return fallback
+
+    def _hit(self, item: RateLimitItem, key: str) -> tuple[bool, tuple[float, int]]:
+        fallback = self._fallback()
         strategy = fallback.strategy() or self.limiter.limiter
         try:
             allowed = strategy.hit(item, self.scope, key)
@@ -94,6 +135,25 @@ class KeyLimit:
             log.warning("rate-limit storage unreachable (%s): counting in memory", exc)
             fallback.failed_at = time.monotonic()
             return self._hit(item, key)
+
+
+def without_middleware(app: Flask, limiter: Limiter) -> None:
+    """Take out Flask-Limiter's check before every request: it looks for default,
+    application and blueprint limits, of which there are none (the API's budget is
+    ``KeyLimit``'s; the public endpoints' limits are checked by their decorators), and looking
+    costs 0.1 ms of every request, /healthz included."""
+    checks = app.before_request_funcs.get(None, [])
+    app.before_request_funcs[None] = [
+        check for check in checks if getattr(check, "__func__", None) is not
+        type(limiter)._check_request_limit]
+
+
+def settle() -> None:
+    """Finish counting this request against its rate limit (see ``KeyLimit.check``): called
+    before a view runs, so that a request over the limit changes nothing."""
+    pending = g.pop("key_limit_pending", None)
+    if pending is not None:
+        pending[0].settle(*pending[1:])
 
 
 class _Fallback:
@@ -124,6 +184,14 @@ return {current, redis.call("ttl", KEYS[1])}
 """
 
 
+@dataclass(frozen=True)
+class Started:
+    """An increment sent to Redis, its reply still to be read (on ``connection``)."""
+
+    args: tuple
+    connection: Any | None  # None: not sent; the client makes the call when it is finished
+
+
 class OneTripRedisStorage(RedisStorage):
     STORAGE_SCHEME = [SCHEME, f"{SCHEME}s"]
 
@@ -136,28 +204,44 @@ class OneTripRedisStorage(RedisStorage):
         self.lua_incr_ttl = self.get_connection().register_script(INCR_TTL)
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        args = (self.prefixed_key(key), expiry, amount)
-        reply = self._direct(args)
-        count, ttl = reply if reply is not None else self.lua_incr_ttl([args[0]], args[1:])
-        self._answers()[key] = (int(count), time.time() + max(int(ttl), 0), time.monotonic())
-        return int(count)
+        return self.finish_incr(key, self.start_incr(key, expiry, amount))
 
-    def _direct(self, args: tuple) -> list | None:
-        """The script's reply on this thread's own connection, without the client's command
-        machinery and the pool's lock and health poll (which together cost more than the round
-        trip); None when that cannot be done (script not loaded, connection lost …): then the
-        client does it, with its retries."""
+    def start_incr(self, key: str, expiry: int, amount: int = 1) -> Started:
+        """Send the increment of ``key`` on this thread's own connection, without waiting for
+        the reply (``finish_incr`` reads it): the caller does other work meanwhile. The
+        connection skips the client's command machinery and the pool's lock and health poll,
+        which together cost more than the round trip."""
+        args = (self.prefixed_key(key), expiry, amount)
         owner, connection = getattr(self._recent, "connection", (None, None))
         if owner != os.getpid():  # (a forked child never shares its parent's socket)
             connection = self.get_connection().connection_pool.make_connection()
             self._recent.connection = (os.getpid(), connection)
+        if getattr(self._recent, "in_flight", False):
+            return Started(args, None)  # this thread awaits another reply on it: no direct trip
         try:
             connection.send_packed_command(connection.pack_command(
                 "EVALSHA", self.lua_incr_ttl.sha, 1, *args), check_health=False)
-            return connection.read_response()
         except RedisError:
             connection.disconnect()
-            return None
+            return Started(args, None)
+        self._recent.in_flight = True
+        return Started(args, connection)
+
+    def finish_incr(self, key: str, started: Started) -> int:
+        """The count after ``start_incr``; when the direct trip failed (script not loaded,
+        connection lost …) the client does it again, with its retries."""
+        reply = None
+        if started.connection is not None:
+            self._recent.in_flight = False
+            try:
+                reply = started.connection.read_response()
+            except RedisError:
+                started.connection.disconnect()
+        if reply is None:
+            reply = self.lua_incr_ttl([started.args[0]], started.args[1:])
+        count, ttl = reply
+        self._answers()[key] = (int(count), time.time() + max(int(ttl), 0), time.monotonic())
+        return int(count)
 
     def _answers(self) -> dict:
         answers = getattr(self._recent, "answers", None)

@@ -178,3 +178,21 @@ def test_every_answer_says_how_long_the_app_took(api):
         timing = response.headers["Server-Timing"]
         assert timing.startswith("app;dur=")
         assert 0 <= float(timing.split("dur=")[1]) < 10_000
+
+
+@pytest.mark.parametrize("settings", [{"PUBLIC_RATE_LIMIT": "3 per minute"}], ids=["public3"])
+def test_signed_urls_are_limited_per_client_address(api, secret):
+    """/u/ takes no key: its budget is per client address (PUBLIC_RATE_LIMIT), apart from the
+    API keys' budgets."""
+    template = create(api, HEADLINE)
+    url = signed(secret, f"/u/{template}.png", "title=Hi")
+    for remaining in (2, 1, 0):
+        response = api.get(url, token=None)
+        assert response.status_code == 200, response.text
+        assert response.headers["X-RateLimit-Limit"] == "3"
+        assert response.headers["X-RateLimit-Remaining"] == str(remaining)
+    over = api.get(url, token=None)
+    error = error_of(over, 429)
+    assert error["code"] == "rate_limited" and "3 per 1 minute" in error["message"]
+    assert 0 < int(over.headers["Retry-After"]) <= 60
+    assert api.get("/me").status_code == 200  # the key's own budget is untouched
