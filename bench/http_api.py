@@ -198,7 +198,7 @@ def measure(port: int, token: str, args) -> dict:
     template_id = 1  # the bootstrap's Product card
     calls = scenarios(template_id)
     results: dict[str, list] = {name: [[], 0.0] for name in calls}
-    rounds = 4
+    rounds = 10  # new connections each round: how they fall on the workers varies, so many
     per_client = max(1, args.requests // (args.clients * rounds))
     for call in calls.values():  # warm-up: connections, caches, the first render
         run_concurrent(port, token, args.clients, 5, call)

@@ -54,6 +54,7 @@ def test_stored_renders_are_immutable_files(api):
     assert served.headers["Content-Type"] == "image/jpeg"
     assert served.headers["Cache-Control"] == IMMUTABLE
     assert served.headers["ETag"] == f'"{key}"'
+    assert "Vary" not in served.headers  # one picture for every visitor, cookies or not
     assert open_image(served.content).size == (160, 80)
 
     again = api.get(made["url"], token=None, headers={"If-None-Match": f'"{key}"'})

@@ -13,6 +13,7 @@ import datetime as dt
 from typing import NamedTuple
 
 from flask import Blueprint, Flask, current_app, request, url_for
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import current_user
 
 from ..extensions import csrf, login_manager
@@ -72,7 +73,20 @@ def _guard():
     return None
 
 
+class UiSessions(SecureCookieSessionInterface):
+    """Sign-in cookies belong to the UI. Flask marks the session read on every request (Flask-
+    Login looks at it after each one) and then answers ``Vary: Cookie``, which would split
+    shared caches of ``/r/`` pictures, served ``immutable``, by cookie: answers outside the UI
+    (the API, ``/r/``, ``/u/``, ``/live`` …) neither read nor set it, and say nothing of it."""
+
+    def save_session(self, app: Flask, session, response) -> None:
+        if not session.modified and (request.blueprint or "").split(".")[0] != bp.name:
+            return
+        super().save_session(app, session, response)
+
+
 def init_app(app: Flask) -> None:
+    app.session_interface = UiSessions()
     login_manager.init_app(app)
     csrf.init_app(app)
     auth.init_login(login_manager)
