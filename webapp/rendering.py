@@ -15,7 +15,7 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import Any
 
-from flask import current_app, request
+from flask import Response, current_app, request
 from sqlalchemy import bindparam, or_, select
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import defer
@@ -139,20 +139,28 @@ def forget_template(template_id: int) -> None:
 MAX_REMEMBERED_BODY = 16 * 1024
 
 
-def repeated_render(workspace_id: int) -> tuple[dict[str, Any], Any] | None:
-    """A byte-identical repeat of a render request answered within the last second: its
-    completed render and metadata, without validating, folding and keying the body again.
-    Within that second the template's version and assets are the same as for any other request
-    (template heads and asset rows are kept just as long), and a change in this process forgets
-    the memo at once."""
+def repeated_render(workspace_id: int) -> Response | None:
+    """The answer to a byte-identical repeat of a render request answered within the last
+    second (``200``, ``cached``), without validating, folding and keying the body again, and
+    serialized once. Within that second the template's version and assets are the same as for
+    any other request (template heads and asset rows are kept just as long), and a change in
+    this process forgets the memo at once."""
     raw = request.get_data(cache=True)
     if not request.is_json or not raw or len(raw) > MAX_REMEMBERED_BODY:
         return None
-    hit = app_cache("bodies").get((workspace_id, raw))
+    bodies = app_cache("bodies")
+    hit = bodies.get((workspace_id, raw))
     if hit is None or time.monotonic() - hit[0] >= HEAD_SECONDS:
         return None
-    snap = find_completed(workspace_id, hit[1])
-    return (snap, hit[2]) if snap is not None else None
+    when, key, metadata, answer = hit
+    if answer is None:
+        snap = find_completed(workspace_id, key)
+        if snap is None:
+            return None
+        answer = current_app.json.response(
+            render_object(snap, cached=True, metadata=metadata)).get_data()
+        bodies[(workspace_id, raw)] = (when, key, metadata, answer)
+    return current_app.response_class(answer, status=200, mimetype="application/json")
 
 
 def remember_body(workspace_id: int, key: str, metadata: Any) -> None:
@@ -160,7 +168,7 @@ def remember_body(workspace_id: int, key: str, metadata: Any) -> None:
     if len(raw) > MAX_REMEMBERED_BODY:
         return
     bodies = app_cache("bodies")
-    bodies[(workspace_id, raw)] = (time.monotonic(), key, metadata)
+    bodies[(workspace_id, raw)] = (time.monotonic(), key, metadata, None)
     while len(bodies) > 10_000:
         bodies.popitem(last=False)
 

@@ -47,8 +47,7 @@ def create_render():
     principal = authenticate()
     repeat = repeated_render(principal.workspace_id)
     if repeat is not None:
-        snap, metadata = repeat
-        return render_json(snap, cached=True, metadata=metadata), 200
+        return repeat
     body = parse_body(RenderBody)  # validated here, after the cheap check for a repeat
     req = _request(body, principal.workspace_id)
     if body.webhook_url and not body.async_:
