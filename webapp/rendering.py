@@ -483,7 +483,7 @@ def _render_and_store(app, req: Request, workspace_id: int, k: Keyed,
             rendered.set_exception(exc)
             raise
         rendered.set_result(result)
-        _put(k.key, req.format, result)
+        _put(k.key, req.format, result, waited_for=True)
 
 
 def _finish_later(app, row_id: int, rendered: Future, stored: Future) -> None:
@@ -734,11 +734,12 @@ def _mark_completed(row: Render, result: renderer.Rendered) -> None:
     _announce(row, "render.completed")
 
 
-def _put(key: str, fmt: str, result: renderer.Rendered) -> None:
+def _put(key: str, fmt: str, result: renderer.Rendered, *, waited_for: bool = False) -> None:
     # not durable yet: the storage trusts the file only until a machine crash, unless its
     # background fsync completed (a lost render is made again; see LocalStorage)
     current_app.extensions["storage"].put(storage_name(key, fmt), result.data,
-                                          content_type=result.mime, durable=False)
+                                          content_type=result.mime, durable=False,
+                                          waited_for=waited_for)
 
 
 COMPLETED_FIELDS = {"status": "status", "width": "w", "height": "h", "size_bytes": "n",

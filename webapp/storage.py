@@ -55,10 +55,13 @@ class NotFound(StorageError):
 class Storage(Protocol):
     """Where rendered files and uploaded assets live. Every method validates ``name`` first."""
 
-    def put(self, name: str, data: bytes, *, content_type: str, durable: bool = True) -> None:
+    def put(self, name: str, data: bytes, *, content_type: str, durable: bool = True,
+            waited_for: bool = False) -> None:
         """Store ``data``; readers see the old object or the new one, never a partial one.
         ``durable=False`` lets a backend return before the object is safe from a machine crash,
-        as long as it never serves a partial object after one (a render can be made again)."""
+        as long as it never serves a partial object after one (a render can be made again).
+        ``waited_for``: someone is waiting for this put (a synchronous render), so a backend
+        may spend work beforehand to make it quick."""
 
     def get(self, name: str) -> bytes:
         """The object's bytes; ``NotFound`` if there is none."""
@@ -192,16 +195,18 @@ class LocalStorage(Storage):
     def _path(self, name: str) -> Path:
         return self.root.joinpath(*check_name(name).split("/"))
 
-    def put(self, name: str, data: bytes, *, content_type: str, durable: bool = True) -> None:
+    def put(self, name: str, data: bytes, *, content_type: str, durable: bool = True,
+            waited_for: bool = False) -> None:
         path = self._path(name)
         _check_payload(data, content_type)  # the type is not kept: send_file guesses it again
         try:
+            spare = not durable and waited_for
             try:
-                pending = self._write(path, data, durable=durable)
+                pending = self._write(path, data, durable=durable, spare=spare)
             except FileNotFoundError:  # its folder was removed since this process made it
                 self._folders.discard(path.parent)
-                pending = self._write(path, data, durable=durable)
-            if not durable:
+                pending = self._write(path, data, durable=durable, spare=spare)
+            if spare:
                 _spares.refill()
             if pending:
                 _flusher.submit(path)
@@ -209,13 +214,13 @@ class LocalStorage(Storage):
             raise StorageError(f"cannot write {name} under {self.root}: {_why(exc)}",
                                name=name) from exc
 
-    def _write(self, path: Path, data: bytes, *, durable: bool) -> bool:
+    def _write(self, path: Path, data: bytes, *, durable: bool, spare: bool) -> bool:
         if path.parent not in self._folders:  # (a mkdir per put costs an exception)
             path.parent.mkdir(parents=True, exist_ok=True)
             self._folders.add(path.parent)
-        spare = None if durable else _spares.take(self.root / self.SPARES, len(data))
-        if spare is not None:
-            return _write_spare_or_new(spare, path, data)
+        ready = _spares.take(self.root / self.SPARES, len(data)) if spare else None
+        if ready is not None:
+            return _write_spare_or_new(ready, path, data)
         return _write_atomically(path, data, self.FILE_MODE, durable=durable)
 
     SPARES = ".spares"  # objects are named renders/…, assets/…, batches/…: never one of them
@@ -366,9 +371,10 @@ class _Spares:
 
     Writing a new file costs most of its time allocating page-cache pages (0.6–0.8 ms for a
     600 KB render on our VM, against 0.03 ms to overwrite pages a file already has), and a
-    synchronous render waits for that. A render's put overwrites a spare instead, cuts it to
-    length and renames it into place; the thread then fills the next one, off the request's
-    path. A spare is sized to the largest recent put (at most ``MAX_BYTES``); a bigger put, a
+    synchronous render waits for that. Its put (``waited_for``) overwrites a spare instead, cuts
+    it to length and renames it into place; the thread then fills the next one, off the request's
+    path (batch workers, which nobody waits for, write new files: that costs less in all).
+    A spare is sized to the largest recent put (at most ``MAX_BYTES``); a bigger put, a
     storage with none ready, or an object folder on another disk than the spares (renamed
     across disks: ``EXDEV``) writes a new file as before. A process that dies leaves at most
     ``KEEP`` spares behind."""
@@ -660,7 +666,8 @@ class S3Storage(Storage):
         except BotoCoreError as exc:
             raise StorageError(f"cannot {action} {where}: {exc}", name=name) from exc
 
-    def put(self, name: str, data: bytes, *, content_type: str, durable: bool = True) -> None:
+    def put(self, name: str, data: bytes, *, content_type: str, durable: bool = True,
+            waited_for: bool = False) -> None:
         key = self._key(name)
         _check_payload(data, content_type)
         with self._errors("write", name):  # an S3 PUT is atomic: readers never see half of it

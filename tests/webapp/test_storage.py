@@ -425,11 +425,13 @@ def wait_for_spares(root: Path, count: int, *, at_least: int = 0) -> dict[int, P
 def test_renders_are_written_into_spare_files_made_ahead(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
     first = bytes(range(256)) * 400  # 100 kB: the first put writes a new file, asks for spares
-    storage.put("renders/ab/1.png", first, content_type="image/png", durable=False)
+    storage.put("renders/ab/1.png", first, content_type="image/png", durable=False,
+                waited_for=True)
     spares = wait_for_spares(tmp_path, 2, at_least=len(first))
     for number, size in enumerate((len(first), 10, len(first) - 1, 1), start=2):
         data = bytes((number + i) % 251 for i in range(size))
-        storage.put(f"renders/ab/{number}.png", data, content_type="image/png", durable=False)
+        storage.put(f"renders/ab/{number}.png", data, content_type="image/png", durable=False,
+                    waited_for=True)
         path = storage.local_path(f"renders/ab/{number}.png")
         assert path.stat().st_ino in spares  # a spare, renamed into place ...
         assert storage.get(f"renders/ab/{number}.png") == data  # ... cut to exactly the bytes
@@ -446,21 +448,25 @@ def test_renders_are_written_into_spare_files_made_ahead(tmp_path: Path) -> None
 def test_a_put_bigger_than_the_spares_writes_a_new_file_and_later_ones_grow(
         tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
-    storage.put("renders/ab/small.png", b"s" * 1000, content_type="image/png", durable=False)
+    storage.put("renders/ab/small.png", b"s" * 1000, content_type="image/png", durable=False,
+                waited_for=True)
     spares = wait_for_spares(tmp_path, 2)
     big = b"B" * 300_000
-    storage.put("renders/ab/big.png", big, content_type="image/png", durable=False)
+    storage.put("renders/ab/big.png", big, content_type="image/png", durable=False,
+                waited_for=True)
     assert storage.local_path("renders/ab/big.png").stat().st_ino not in spares
     assert storage.get("renders/ab/big.png") == big
     grown = wait_for_spares(tmp_path, 2, at_least=len(big))  # the small ones make way
-    storage.put("renders/ab/big2.png", big[:-1], content_type="image/png", durable=False)
+    storage.put("renders/ab/big2.png", big[:-1], content_type="image/png", durable=False,
+                waited_for=True)
     assert storage.local_path("renders/ab/big2.png").stat().st_ino in grown
     assert storage.get("renders/ab/big2.png") == big[:-1]
 
 
 def test_durable_puts_never_use_spares(tmp_path: Path) -> None:
     storage = LocalStorage(tmp_path)
-    storage.put("renders/ab/1.png", BLOB, content_type="image/png", durable=False)
+    storage.put("renders/ab/1.png", BLOB, content_type="image/png", durable=False,
+                waited_for=True)
     spares = wait_for_spares(tmp_path, 2)
     storage.put("assets/1/a", BLOB, content_type="image/png")
     assert storage.local_path("assets/1/a").stat().st_ino not in spares
@@ -475,9 +481,11 @@ def test_an_object_folder_on_another_disk_gets_new_files(tmp_path: Path) -> None
     try:
         (tmp_path / "renders").symlink_to(elsewhere)
         storage = LocalStorage(tmp_path)
-        storage.put("renders/ab/1.png", BLOB, content_type="image/png", durable=False)
+        storage.put("renders/ab/1.png", BLOB, content_type="image/png", durable=False,
+                    waited_for=True)
         wait_for_spares(tmp_path, 2)
-        storage.put("renders/ab/2.png", BLOB[2:], content_type="image/png", durable=False)
+        storage.put("renders/ab/2.png", BLOB[2:], content_type="image/png", durable=False,
+                    waited_for=True)
         time.sleep(0.2)  # a replacement asked for before the rename failed may still come
         left = spares_of(tmp_path)
         for number in range(3, 5):
@@ -497,12 +505,29 @@ def test_an_object_folder_on_another_disk_gets_new_files(tmp_path: Path) -> None
 def test_a_folder_removed_behind_the_storages_back_is_made_again(
         tmp_path: Path, durable: bool) -> None:
     storage = LocalStorage(tmp_path)
-    storage.put("renders/ab/1.png", BLOB, content_type="image/png", durable=durable)
+
+    def put(name: str, data: bytes) -> None:
+        storage.put(name, data, content_type="image/png", durable=durable,
+                    waited_for=not durable)
+
+    put("renders/ab/1.png", BLOB)
     wait_for_spares(tmp_path, 0 if durable else 2)
     shutil.rmtree(tmp_path / "renders")  # an operator cleaning up
-    storage.put("renders/ab/2.png", BLOB[1:], content_type="image/png", durable=durable)
+    put("renders/ab/2.png", BLOB[1:])
     assert storage.get("renders/ab/2.png") == BLOB[1:]
     shutil.rmtree(tmp_path / LocalStorage.SPARES, ignore_errors=True)  # and the spares too
-    storage.put("renders/ab/3.png", BLOB[3:], content_type="image/png", durable=durable)
+    put("renders/ab/3.png", BLOB[3:])
     assert storage.get("renders/ab/3.png") == BLOB[3:]
     flush_pending()
+
+
+def test_puts_nobody_waits_for_write_new_files(tmp_path: Path) -> None:
+    """Batch workers' renders (nobody waits for them) are written as new files: a spare would
+    only move the same work to another thread, and cost more in all."""
+    storage = LocalStorage(tmp_path)
+    storage.put("renders/ab/1.png", BLOB, content_type="image/png", durable=False,
+                waited_for=True)
+    spares = wait_for_spares(tmp_path, 2)
+    storage.put("renders/ab/2.png", BLOB, content_type="image/png", durable=False)
+    assert storage.local_path("renders/ab/2.png").stat().st_ino not in spares
+    assert spares_of(tmp_path) == spares
