@@ -616,12 +616,13 @@ def complete_many(done: list[tuple[dict[str, Any], renderer.Rendered]]) -> list[
 
 def announce(snaps: list[dict[str, Any]]) -> None:
     """After the commit of ``complete_many``: remember the renders and tell the hooks."""
-    from .webhooks import emit
+    from .webhooks import emit, subscribed_events
 
     for snap in snaps:
         _remember(snap)
-        emit(snap["workspace_id"], "render.completed", render_object(snap, cached=False),
-             template_id=snap["template"])
+        if "render.completed" in subscribed_events(snap["workspace_id"]):  # most: nobody
+            emit(snap["workspace_id"], "render.completed", render_object(snap, cached=False),
+                 template_id=snap["template"])
 
 
 def give_up(row: Render, exc: RendererError) -> None:
