@@ -11,7 +11,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import wait as futures_wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,7 +35,7 @@ from .models import Template as TemplateRow
 from .models.base import iso, utcnow
 from .models.render import storage_name
 from .rawsql import RawStatement
-from .storage import NotFound
+from .storage import LocalStorage, NotFound
 from .usage import counted, quota_exceeded, recently_refused, release, reserve
 
 log = logging.getLogger(__name__)
@@ -437,13 +437,15 @@ def _render_within_limit(row: Render, req: Request, k: Keyed, *,
     the snapshot of the row, still 'rendering', is returned for a 202 (SPEC 6). None once the
     row is recorded.
 
-    A render thread draws the picture and stores the file; then one transaction counts the
-    render against the quota and inserts its completed row: a row never points at a missing
-    file, nothing is answered before it is counted, and a process killed mid-render leaves
-    nothing behind. When the quota is used up the transaction is refused and the request
-    answers 429 (the stored file stays: the same bytes any later render of that key writes, and
-    no row points at it). A workspace refused in the last seconds reserves before it renders,
-    so a client over its quota cannot keep the server rendering for nothing."""
+    A render thread draws the picture and then stores the file, while this thread inserts the
+    completed row; once the file is in place the same transaction counts the render against
+    the quota and commits: a row never points at a missing file, nothing is answered before it
+    is counted, and a process killed mid-render leaves nothing behind. (With a remote storage
+    the row waits for the file: no write is held open during an upload.) When the quota is
+    used up the transaction is refused and the request answers 429 (the stored file stays: the
+    same bytes any later render of that key writes, and no row points at it). A workspace
+    refused in the last seconds reserves before it renders, so a client over its quota cannot
+    keep the server rendering for nothing."""
     app = current_app._get_current_object()
     reserved = recently_refused(row.workspace_id)
     if reserved:
@@ -451,17 +453,17 @@ def _render_within_limit(row: Render, req: Request, k: Keyed, *,
     rendered: Future[renderer.Rendered] = Future()
     stored = _pool().submit(_render_and_store, app, req, row.workspace_id, k, rendered)
     db.session.connection()  # checked out while the render runs: recording it starts at once
-    try:
-        result = rendered.result(
-            timeout=None if wait else current_app.config["SYNC_TIMEOUT"] or None)
-        if reserved:
-            stored.result()
-    except FutureTimeout:
+    if not futures_wait([rendered], None if wait else current_app.config["SYNC_TIMEOUT"] or None
+                        ).done:  # (not result(timeout): a render may raise TimeoutError itself)
         if not reserved:
             reserve(row.workspace_id, record=row)  # 429 here drops the render when it ends
         row_id = row.id
         stored.add_done_callback(lambda _: _finish_later(app, row_id, rendered, stored))
         return snapshot(row)
+    try:
+        result = rendered.result()
+        if reserved or not _store_is_local():
+            stored.result()  # (no write is held open while a remote store is slow)
     except Exception as exc:
         (give_up if reserved else _fail)(row, _as_renderer_error(exc))
         raise
@@ -502,14 +504,13 @@ def _finish_later(app, row_id: int, rendered: Future, stored: Future) -> None:
 
 
 def _insert_counted(row: Render, result: renderer.Rendered, stored: Future) -> None:
-    """Count the new ``row`` and insert it completed while its file is stored, committing once
-    it is; ``quota_exceeded`` when the quota is used up."""
+    """Insert the new ``row`` completed while its file is stored (a local file: a fraction of a
+    millisecond), then count it and commit; ``quota_exceeded`` when the quota is used up. The
+    count comes last, so the workspace's usage row is locked only for the commit."""
     row.created_at = row.created_at or utcnow()
     params = _completion(None, result, utcnow())
     for name, param in COMPLETED_FIELDS.items():
         setattr(row, name, params[param])
-    if not counted(row.workspace_id, 1):
-        raise quota_exceeded(row.workspace_id)
     # one statement, not the unit of work (which costs more than the rest of the transaction)
     row.id = _INSERT_COMPLETED.first(_columns(row))[0]
     try:
@@ -519,8 +520,15 @@ def _insert_counted(row: Render, result: renderer.Rendered, stored: Future) -> N
         row.id = None
         _fail(row, _as_renderer_error(exc))
         raise
+    if not counted(row.workspace_id, 1):  # (rolled back: the row is gone too)
+        row.id = None
+        raise quota_exceeded(row.workspace_id)
     db.session.commit()
     _announce(row, "render.completed")
+
+
+def _store_is_local() -> bool:
+    return isinstance(current_app.extensions["storage"], LocalStorage)
 
 
 def _columns(row: Render) -> dict[str, Any]:
