@@ -5,6 +5,7 @@ the same bad names, so a key that works on one works on the other."""
 from __future__ import annotations
 
 import atexit
+import collections
 import contextlib
 import errno
 import functools
@@ -374,12 +375,14 @@ class _Spares:
     synchronous render waits for that. Its put (``waited_for``) overwrites a spare instead, cuts
     it to length and renames it into place; the thread then fills the next one, off the request's
     path (batch workers, which nobody waits for, write new files: that costs less in all).
-    A spare is sized to the largest recent put (at most ``MAX_BYTES``); a bigger put, a
-    storage with none ready, or an object folder on another disk than the spares (renamed
-    across disks: ``EXDEV``) writes a new file as before. A process that dies leaves at most
-    ``KEEP`` spares behind."""
+    Spares are sized to the largest of the last ``RECENT`` puts (at most ``MAX_BYTES``): after
+    one big render they shrink back. A bigger put, a storage with none ready, or an object
+    folder on another disk than the spares (renamed across disks: ``EXDEV``) writes a new file
+    as before. Spares carry their process id: the first put of a process removes those of
+    processes that are gone."""
 
     KEEP = 2
+    RECENT = 32
     MAX_BYTES = 8 << 20
     # after a put, its request still records the render (a few statements and a commit):
     # filling the next spare during that slowed it by a third
@@ -387,10 +390,15 @@ class _Spares:
     ROUND = 64 << 10
 
     def __init__(self) -> None:
+        self._reset()
+        if hasattr(os, "register_at_fork"):  # a fork mid-refill must not inherit a held lock
+            os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._ready: dict[Path, list[tuple[str, int]]] = {}  # (path, size), smallest first
-        self._sizes: dict[Path, int] = {}
+        self._ready: dict[Path, list[tuple[str, int]]] = {}  # (path, size); the parent's: gone
+        self._recent: dict[Path, collections.deque[int]] = {}
         self._off: set[Path] = set()
         self._pid: int | None = None
 
@@ -402,9 +410,11 @@ class _Spares:
         if size > self.MAX_BYTES or folder in self._off:
             return None
         with self._lock:
+            if folder not in self._recent:
+                self._recent[folder] = collections.deque(maxlen=self.RECENT)
+                _remove_orphans(folder)
+            self._recent[folder].append(size)
             ready = self._ready.setdefault(folder, [])
-            wanted = min(self.MAX_BYTES, -(-size // self.ROUND) * self.ROUND)
-            self._sizes[folder] = max(self._sizes.get(folder, 0), wanted)
             found = next((spare for spare in ready if spare[1] >= size), None)
             if found is not None:
                 ready.remove(found)
@@ -417,13 +427,14 @@ class _Spares:
     def disable(self, folder: Path) -> None:
         with self._lock:
             self._off.add(folder)
+            for tmp, _ in self._ready.pop(folder, []):
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
 
     def _start(self) -> None:
         with self._lock:
             if self._pid == os.getpid():
                 return
-            self._ready, self._sizes = {}, {}  # a forked copy's spares are the parent's
-            self._wake = threading.Event()
             threading.Thread(target=self._run, name="storage-spares", daemon=True).start()
             self._pid = os.getpid()
 
@@ -445,14 +456,15 @@ class _Spares:
 
     def _needed(self) -> tuple[Path, int] | None:
         with self._lock:
-            for folder, size in self._sizes.items():
-                if folder in self._off:
+            for folder, sizes in self._recent.items():
+                if folder in self._off or not sizes:
                     continue
+                size = min(self.MAX_BYTES, -(-max(sizes) // self.ROUND) * self.ROUND)
                 ready = self._ready.setdefault(folder, [])
-                ready.sort(key=lambda spare: spare[1])
-                while ready and ready[0][1] < size:  # outgrown: make room for bigger ones
+                for spare in [s for s in ready if not size <= s[1] <= 2 * size]:
+                    ready.remove(spare)  # outgrown, or much bigger than puts are now
                     with contextlib.suppress(OSError):
-                        os.unlink(ready.pop(0)[0])
+                        os.unlink(spare[0])
                 if len(ready) < self.KEEP:
                     return folder, size
         return None
@@ -460,7 +472,7 @@ class _Spares:
 
 def _make_spare(folder: Path, size: int) -> tuple[str, int]:
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".spare.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".spare.{os.getpid()}.", suffix=".tmp")
     try:
         zeros = bytes(min(size, 1 << 20))
         done = 0
@@ -473,6 +485,33 @@ def _make_spare(folder: Path, size: int) -> tuple[str, int]:
     finally:
         os.close(fd)
     return tmp, size
+
+
+def _remove_orphans(folder: Path) -> None:
+    """Spares whose process is gone (a restart, a crash). Another machine's or container's
+    spares may look gone too: removing one of those only makes its next put write a new file."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        parts = name.split(".")  # "", "spare", pid, random, "tmp"
+        if len(parts) == 5 and parts[1] == "spare" and parts[2].isdigit() and not _alive(
+                int(parts[2])):
+            with contextlib.suppress(OSError):
+                os.unlink(folder / name)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process
+        return True
+    return True
 
 
 _spares = _Spares()
@@ -532,10 +571,6 @@ class _Flusher:
         if self._pid != os.getpid():
             self._start()
         self._queue.put(path)
-
-    def disable(self, folder: Path) -> None:
-        with self._lock:
-            self._off.add(folder)
 
     def _start(self) -> None:
         with self._lock:

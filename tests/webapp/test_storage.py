@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -407,16 +409,29 @@ def test_s3_puts_are_durable_either_way(s3: S3Storage) -> None:
 
 
 def spares_of(root: Path) -> dict[int, Path]:
-    """The spare files waiting under ``root``, by inode."""
+    """The spare files waiting under ``root``, by inode (the thread may be replacing some)."""
     folder = root / LocalStorage.SPARES
-    return {p.stat().st_ino: p for p in folder.iterdir()} if folder.exists() else {}
+    found = {}
+    for path in folder.iterdir() if folder.exists() else ():
+        with contextlib.suppress(FileNotFoundError):
+            found[path.stat().st_ino] = path
+    return found
+
+
+def spare_sizes(root: Path) -> list[int]:
+    sizes = []
+    for path in spares_of(root).values():
+        with contextlib.suppress(FileNotFoundError):
+            sizes.append(path.stat().st_size)
+    return sizes
 
 
 def wait_for_spares(root: Path, count: int, *, at_least: int = 0) -> dict[int, Path]:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        spares = spares_of(root)
-        if len(spares) >= count and all(p.stat().st_size >= at_least for p in spares.values()):
+        spares, sizes = spares_of(root), spare_sizes(root)
+        if len(spares) >= count and len(sizes) == len(spares) and all(
+                size >= at_least for size in sizes):
             return spares
         time.sleep(0.01)
     raise AssertionError(f"no {count} spare files of {at_least}+ bytes under {root}")
@@ -531,3 +546,31 @@ def test_puts_nobody_waits_for_write_new_files(tmp_path: Path) -> None:
     storage.put("renders/ab/2.png", BLOB, content_type="image/png", durable=False)
     assert storage.local_path("renders/ab/2.png").stat().st_ino not in spares
     assert spares_of(tmp_path) == spares
+
+
+def test_spares_shrink_back_after_a_big_put_and_dead_processes_spares_go(
+        tmp_path: Path) -> None:
+    import webapp.storage as module
+
+    folder = tmp_path / LocalStorage.SPARES
+    folder.mkdir()
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    orphan = folder / f".spare.{dead.pid}.abc123.tmp"  # left by a process that is gone
+    orphan.write_bytes(b"\0" * 1000)
+    storage = LocalStorage(tmp_path)
+    storage.put("renders/ab/big.png", b"B" * 2_000_000, content_type="image/png",
+                durable=False, waited_for=True)
+    assert not orphan.exists()
+    wait_for_spares(tmp_path, 2, at_least=2_000_000)
+    small = b"s" * 10_000
+    for number in range(module._Spares.RECENT):  # the big one drops out of the recent puts
+        storage.put(f"renders/ab/{number}.png", small, content_type="image/png",
+                    durable=False, waited_for=True)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and (len(spare_sizes(tmp_path)) < 2 or any(
+            size > 2 * (64 << 10) for size in spare_sizes(tmp_path))):
+        time.sleep(0.01)
+    sizes = spare_sizes(tmp_path)
+    assert len(sizes) == 2 and all(size <= 2 * (64 << 10) for size in sizes), sizes
+    assert storage.get(f"renders/ab/{module._Spares.RECENT - 1}.png") == small
