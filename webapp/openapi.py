@@ -63,6 +63,7 @@ def operation(bp: Blueprint, method: str, rule: str, *, summary: str, tag: str,
     def decorate(view: Callable) -> Callable:
         @functools.wraps(view)
         def handler(**kwargs):
+            settle()  # the rate limit's count, sent before the request reached us
             if scope is not None:
                 require(scope)
             elif not public:
@@ -72,7 +73,6 @@ def operation(bp: Blueprint, method: str, rule: str, *, summary: str, tag: str,
                 kwargs["body"] = parse_body(body)
             if query is not None:
                 kwargs["query"] = parse_query(query)
-            settle()  # the rate limit's count, sent before the request reached us
             return view(**kwargs)
 
         bp.add_url_rule(rule, endpoint=view.__name__, view_func=handler, methods=[method])

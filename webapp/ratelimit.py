@@ -32,7 +32,7 @@ from limits import RateLimitItem, parse
 from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import FixedWindowRateLimiter, RateLimiter
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from .errors import ApiError
 
@@ -62,9 +62,9 @@ class KeyLimit:
         bp.teardown_request(lambda _: self.drain())
 
     def check(self) -> None:
-        """Count the request: sent to Redis now, the reply read by ``settle`` (before the view
-        runs, see ``openapi.operation``), so that the round trip overlaps authenticating and
-        reading the body."""
+        """Count the request: sent to Redis now, the reply read by ``settle`` (first thing in
+        the operation, see ``openapi.operation``), so that the round trip overlaps the rest of
+        Flask's request setup."""
         if not self.limiter.enabled:
             return
         item, key = _item(current_app.config[self.setting]), self.key_func()
@@ -75,23 +75,22 @@ class KeyLimit:
             try:
                 started = strategy.storage.start_incr(item.key_for(self.scope, key),
                                                       item.get_expiry())
-            except (StorageError, RedisError):
-                started = None  # counted when settled, in memory if Redis stays away
+            except (StorageError, RedisError) as exc:
+                strategy = self._storage_failed(exc)
         g.key_limit_pending = (self, item, key, strategy, started)
 
     def settle(self, item: RateLimitItem, key: str, strategy: RateLimiter,
                started: Started | None) -> None:
         """Finish counting: headers for the answer, ``429`` over the limit."""
-        allowed, stats = None, None
         if started is not None:
             try:
                 count = strategy.storage.finish_incr(item.key_for(self.scope, key), started)
                 allowed = count <= item.amount
                 stats = tuple(strategy.get_window_stats(item, self.scope, key))
-            except (StorageError, RedisError):
-                allowed = None  # counted again below, in memory when Redis is away
-        if allowed is None:
-            allowed, stats = self._hit(item, key)
+            except (StorageError, RedisError) as exc:
+                started, strategy = None, self._storage_failed(exc)
+        if started is None:
+            allowed, stats = self._hit(item, key, strategy)
         g.key_limit = (item, stats)
         if not allowed:
             raise ApiError(429, "rate_limited", f"too many requests: the limit is {item}; "
@@ -122,19 +121,38 @@ class KeyLimit:
             fallback = current_app.extensions["ratelimit.fallback"] = _Fallback()
         return fallback
 
-    def _hit(self, item: RateLimitItem, key: str) -> tuple[bool, tuple[float, int]]:
-        fallback = self._fallback()
-        strategy = fallback.strategy() or self.limiter.limiter
+    def _hit(self, item: RateLimitItem, key: str,
+             strategy: RateLimiter) -> tuple[bool, tuple[float, int]]:
         try:
             allowed = strategy.hit(item, self.scope, key)
             return allowed, tuple(strategy.get_window_stats(item, self.scope, key))
         except (StorageError, RedisError) as exc:
-            if strategy is fallback.memory or not current_app.config.get(
-                    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"):
+            if strategy is self._fallback().memory:
                 raise
-            log.warning("rate-limit storage unreachable (%s): counting in memory", exc)
-            fallback.failed_at = time.monotonic()
-            return self._hit(item, key)
+            return self._hit(item, key, self._storage_failed(exc))
+
+    def _storage_failed(self, exc: Exception) -> RateLimiter:
+        """Count in memory from now on (for a while), as Flask-Limiter would; or raise."""
+        if not current_app.config.get("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED"):
+            raise exc
+        log.warning("rate-limit storage unreachable (%s): counting in memory", exc)
+        fallback = self._fallback()
+        fallback.failed_at = time.monotonic()
+        return fallback.memory
+
+
+class _Fallback:
+    """An app's counting in memory while its storage is unreachable."""
+
+    def __init__(self) -> None:
+        self.memory = FixedWindowRateLimiter(MemoryStorage())
+        self.failed_at: float | None = None
+
+    def strategy(self) -> RateLimiter | None:
+        failed = self.failed_at
+        if failed is not None and time.monotonic() - failed < RETRY_STORAGE_SECONDS:
+            return self.memory
+        return None
 
 
 def without_middleware(app: Flask, limiter: Limiter) -> None:
@@ -150,24 +168,11 @@ def without_middleware(app: Flask, limiter: Limiter) -> None:
 
 def settle() -> None:
     """Finish counting this request against its rate limit (see ``KeyLimit.check``): called
-    before a view runs, so that a request over the limit changes nothing."""
+    first thing by every API operation, so that a request over the limit changes nothing (not
+    even its key's last-used time) and is answered 429 before anything else is checked."""
     pending = g.pop("key_limit_pending", None)
     if pending is not None:
         pending[0].settle(*pending[1:])
-
-
-class _Fallback:
-    """An app's counting in memory while its storage is unreachable."""
-
-    def __init__(self) -> None:
-        self.memory = FixedWindowRateLimiter(MemoryStorage())
-        self.failed_at: float | None = None
-
-    def strategy(self) -> RateLimiter | None:
-        failed = self.failed_at
-        if failed is not None and time.monotonic() - failed < RETRY_STORAGE_SECONDS:
-            return self.memory
-        return None
 
 
 @functools.lru_cache(maxsize=64)
@@ -204,13 +209,17 @@ class OneTripRedisStorage(RedisStorage):
         self.lua_incr_ttl = self.get_connection().register_script(INCR_TTL)
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        return self.finish_incr(key, self.start_incr(key, expiry, amount))
+        try:
+            started = self.start_incr(key, expiry, amount)
+        except RedisError:  # the client tries again, with its retries
+            started = Started((self.prefixed_key(key), expiry, amount), None)
+        return self.finish_incr(key, started)
 
     def start_incr(self, key: str, expiry: int, amount: int = 1) -> Started:
         """Send the increment of ``key`` on this thread's own connection, without waiting for
         the reply (``finish_incr`` reads it): the caller does other work meanwhile. The
         connection skips the client's command machinery and the pool's lock and health poll,
-        which together cost more than the round trip."""
+        which together cost more than the round trip. ``RedisError`` when it cannot be sent."""
         args = (self.prefixed_key(key), expiry, amount)
         owner, connection = getattr(self._recent, "connection", (None, None))
         if owner != os.getpid():  # (a forked child never shares its parent's socket)
@@ -221,22 +230,27 @@ class OneTripRedisStorage(RedisStorage):
         try:
             connection.send_packed_command(connection.pack_command(
                 "EVALSHA", self.lua_incr_ttl.sha, 1, *args), check_health=False)
-        except RedisError:
+        except BaseException:
             connection.disconnect()
-            return Started(args, None)
+            raise
         self._recent.in_flight = True
         return Started(args, connection)
 
     def finish_incr(self, key: str, started: Started) -> int:
-        """The count after ``start_incr``; when the direct trip failed (script not loaded,
-        connection lost …) the client does it again, with its retries."""
+        """The count after ``start_incr``. A Redis that forgot the script (restarted, flushed)
+        gets it again from the client; any other failure is raised, never retried (the count
+        may have been made: a retry could count the request twice)."""
         reply = None
         if started.connection is not None:
-            self._recent.in_flight = False
             try:
                 reply = started.connection.read_response()
-            except RedisError:
-                started.connection.disconnect()
+            except NoScriptError:
+                pass
+            except BaseException:
+                started.connection.disconnect()  # whatever reply comes must not be read later
+                raise
+            finally:
+                self._recent.in_flight = False
         if reply is None:
             reply = self.lua_incr_ttl([started.args[0]], started.args[1:])
         count, ttl = reply

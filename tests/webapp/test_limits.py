@@ -256,3 +256,18 @@ def test_without_redis_the_limit_is_counted_in_memory(api, app_config, caplog):
 
             db.session.remove()
             db.engine.dispose()
+
+
+def test_a_request_over_the_limit_is_refused_before_anything_else_is_checked(
+        api, make_account):
+    """Past the limit nothing is read or changed: a malformed body or an unknown id still
+    answer 429, and nothing is created."""
+    _, _, other_key = make_account(scopes=["templates:read"])  # same workspace, own budget
+    before = api.get("/templates", token=other_key).json()["data"]
+    for _ in range(LIMIT):
+        assert api.get("/templates").status_code == 200
+    assert_error(api.post("/templates", data=b"{not json",
+                          headers={"Content-Type": "application/json"}), 429, "rate_limited")
+    assert_error(api.get("/templates/999999"), 429, "rate_limited")
+    assert_error(api.post("/templates", json=PRICE_TEMPLATE), 429, "rate_limited")
+    assert api.get("/templates", token=other_key).json()["data"] == before

@@ -77,7 +77,8 @@ class UiSessions(SecureCookieSessionInterface):
     """Sign-in cookies belong to the UI. Flask marks the session read on every request (Flask-
     Login looks at it after each one) and then answers ``Vary: Cookie``, which would split
     shared caches of ``/r/`` pictures, served ``immutable``, by cookie: answers outside the UI
-    (the API, ``/r/``, ``/u/``, ``/live`` …) neither read nor set it, and say nothing of it."""
+    (the API, ``/r/``, ``/u/``, ``/live`` …) never set it and say nothing of it (nothing there
+    uses it)."""
 
     def save_session(self, app: Flask, session, response) -> None:
         if not session.modified and (request.blueprint or "").split(".")[0] != bp.name:
