@@ -367,8 +367,7 @@ def find_completed(workspace_id: int, key: str, fmt: str | None = None) -> dict[
 def _surely_missing(name: str) -> bool:
     """Whether a local storage has no such file (asking a remote one costs more than asking
     the database)."""
-    storage = current_app.extensions["storage"]
-    return storage.local_path(name) is not None and storage.size(name) is None
+    return _store_is_local() and current_app.extensions["storage"].size(name) is None
 
 
 def _whole(row: Any) -> bool:
