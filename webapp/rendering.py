@@ -451,7 +451,6 @@ def _render_within_limit(row: Render, req: Request, k: Keyed, *,
         reserve(row.workspace_id, record=row)  # a process killed mid-render leaves it to sweep
     rendered: Future[renderer.Rendered] = Future()
     stored = _pool().submit(_render_and_store, app, req, row.workspace_id, k, rendered)
-    db.session.connection()  # checked out while the render runs: recording it starts at once
     if not futures_wait([rendered], None if wait else current_app.config["SYNC_TIMEOUT"] or None
                         ).done:  # (not result(timeout): a render may raise TimeoutError itself)
         if not reserved:
