@@ -100,10 +100,8 @@ class KeyLimit:
     def drain(self) -> None:
         """Read a reply no view waited for (the request failed before its view ran): the
         connection must not keep it for the next request."""
-        pending = g.pop("key_limit_pending", None)
-        if pending is not None:
-            with contextlib.suppress(ApiError):
-                self.settle(*pending[1:])
+        with contextlib.suppress(ApiError):
+            settle()
 
     def write_headers(self, response: Response) -> Response:
         self.drain()

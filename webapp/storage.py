@@ -308,10 +308,7 @@ def _write_atomically(path: Path, data: bytes, mode: int, *, durable: bool = Tru
         with os.fdopen(fd, "wb") as file:
             file.write(data)
             file.flush()
-            pending = not durable and _tag_with_boot(file.fileno())
-            if not pending:
-                os.fchmod(file.fileno(), mode)
-                os.fsync(file.fileno())
+            pending = _seal(file.fileno(), mode, durable=durable)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -321,6 +318,16 @@ def _write_atomically(path: Path, data: bytes, mode: int, *, durable: bool = Tru
     # rename lost in a crash only loses the object, which the app notices (it checks that a
     # render's file exists before answering from it) and renders again. Syncing the folder too
     # cost as much as the rest of the render's storage work.
+    return pending
+
+
+def _seal(fd: int, mode: int, *, durable: bool) -> bool:
+    """Before the rename: tag a file not yet durable with this boot (True: the flusher makes it
+    durable later), or make it durable now (where tags are not supported, too)."""
+    pending = not durable and _tag_with_boot(fd)
+    if not pending:
+        os.fchmod(fd, mode)
+        os.fsync(fd)
     return pending
 
 
@@ -335,10 +342,7 @@ def _write_spare(fd: int, tmp: str, path: Path, data: bytes) -> bool:
         while done < len(view):
             done += os.pwrite(fd, view[done:], done)
         os.ftruncate(fd, len(view))
-        pending = _tag_with_boot(fd)
-        if not pending:
-            os.fchmod(fd, LocalStorage.FILE_MODE)
-            os.fsync(fd)
+        pending = _seal(fd, LocalStorage.FILE_MODE, durable=False)
         os.close(fd)
         fd = -1
         os.replace(tmp, path)
