@@ -12,6 +12,8 @@ from werkzeug.exceptions import HTTPException
 from connectors.base import SourceError
 from renderer.errors import LimitError, RendererError
 
+from .storage import NotFound, StorageError
+
 log = logging.getLogger(__name__)
 
 HTTP_CODES = {
@@ -68,6 +70,15 @@ def register(app: Flask) -> None:
         return error_response(429, "rate_limited",
                               f"too many requests: the limit is {exc.description}; "
                               f"wait for Retry-After seconds")
+
+    @app.errorhandler(StorageError)
+    def storage_error(exc: StorageError):
+        name = exc.name or "the object"
+        if isinstance(exc, NotFound):
+            return error_response(404, exc.code, f"{name} is not in the storage")
+        log.error("storage failed: %s", exc.message)  # (names the server's folders: not sent)
+        return error_response(503, exc.code, f"the storage could not keep {name}; try again "
+                              f"(the cause was logged)")
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):

@@ -1,16 +1,18 @@
-"""The few statements every new render runs, executed on the session's DB-API cursor.
+"""The few statements every new render runs, executed on a DB-API cursor.
 
 On the path of a synchronous render, SQLAlchemy's execution layers (the session, execution
 context, events and result objects) cost about five times the statement itself: 0.37 ms
 against 0.07 ms for counting a render and committing on SQLite, and several times that when
 the render just before has pushed the interpreter out of the processor's caches. These
 statements are still written with Core, compiled once per dialect, and given the column types'
-own bind processing; they run inside the session's transaction, which the caller commits or
-rolls back as usual."""
+own bind processing. They run inside the session's transaction, which the caller commits or
+rolls back as usual, or in a ``transaction()`` of their own on a pooled connection, without
+the session at all (a synchronous render records itself that way)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,15 +38,20 @@ class RawStatement:
         self.columns = list(columns) if columns is not None else None
         self._compiled: dict[str, _Compiled] = {}
 
-    def first(self, params: Mapping[str, Any]) -> tuple | None:
-        """Run with ``params`` in the session's transaction; the first row returned, if any."""
-        connection = db.session.connection()
-        compiled = self._compiled.get(connection.dialect.name) or self._compile(
-            connection.dialect)
+    def first(self, params: Mapping[str, Any],
+              transaction: Transaction | None = None) -> tuple | None:
+        """Run with ``params`` in ``transaction`` (default: the session's); the first row
+        returned, if any."""
+        if transaction is None:
+            connection = db.session.connection()
+            dialect, dbapi = connection.dialect, connection.connection
+        else:
+            dialect, dbapi = transaction.dialect, transaction.connection
+        compiled = self._compiled.get(dialect.name) or self._compile(dialect)
         values = {name: processor(params[name]) if params[name] is not None else None
                   for name, processor in compiled.processors.items()}
         values = {**params, **values}
-        cursor = connection.connection.cursor()
+        cursor = dbapi.cursor()
         try:
             cursor.execute(compiled.sql, values if compiled.positions is None
                            else [values[name] for name in compiled.positions])
@@ -64,3 +71,52 @@ class RawStatement:
                            processors)
         self._compiled[dialect.name] = result
         return result
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """A transaction on a pooled DB-API connection of its own (see ``transaction``)."""
+
+    dialect: Dialect
+    connection: Any  # the pool's proxy of the DB-API connection
+
+
+@contextlib.contextmanager
+def transaction() -> Iterator[Transaction | None]:
+    """A transaction for ``RawStatement``s, committed when the block ends and rolled back when
+    it raises: one of its own on a pooled connection, outside the ORM session — or the
+    session's (``None``) when the session may hold an uncommitted write, whose locks a second
+    connection of the same thread could wait for."""
+    if _session_wrote():
+        try:
+            yield None
+            db.session.commit()
+        except BaseException:
+            db.session.rollback()
+            raise
+        return
+    engine = db.engine
+    connection = engine.raw_connection()
+    try:
+        yield Transaction(engine.dialect, connection)
+        connection.commit()
+    except BaseException:
+        with contextlib.suppress(Exception):  # (a broken connection is dropped by the pool)
+            connection.rollback()
+        raise
+    finally:
+        connection.close()
+
+
+def _session_wrote() -> bool:
+    """On SQLite this is exact (the sqlite3 module opens a transaction before the first
+    change, not before reads); on other databases any open transaction of the session counts."""
+    if not db.session.registry.has():  # (no session yet: do not make one)
+        return False
+    session = db.session()
+    if not session.in_transaction():
+        return False
+    dbapi = session.connection().connection.dbapi_connection
+    if type(dbapi).__module__ == "sqlite3":
+        return bool(dbapi.in_transaction)
+    return True

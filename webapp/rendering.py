@@ -34,8 +34,8 @@ from .models import Asset, Render, TemplateVersion
 from .models import Template as TemplateRow
 from .models.base import iso, utcnow
 from .models.render import storage_name
-from .rawsql import RawStatement
-from .storage import LocalStorage, NotFound
+from .rawsql import RawStatement, transaction
+from .storage import LocalStorage, NotFound, StorageError
 from .usage import counted, quota_exceeded, recently_refused, release, reserve
 
 log = logging.getLogger(__name__)
@@ -504,24 +504,24 @@ def _finish_later(app, row_id: int, rendered: Future, stored: Future) -> None:
 def _insert_counted(row: Render, result: renderer.Rendered, stored: Future) -> None:
     """Insert the new ``row`` completed while its file is stored (a local file: a fraction of a
     millisecond), then count it and commit; ``quota_exceeded`` when the quota is used up. The
-    count comes last, so the workspace's usage row is locked only for the commit."""
+    count comes last, so the workspace's usage row is locked only for the commit. The
+    statements run in a transaction of their own, without the ORM session, which would cost
+    more than the rest of the transaction (see ``rawsql``)."""
     row.created_at = row.created_at or utcnow()
     params = _completion(None, result, utcnow())
     for name, param in COMPLETED_FIELDS.items():
         setattr(row, name, params[param])
-    # one statement, not the unit of work (which costs more than the rest of the transaction)
-    row.id = _INSERT_COMPLETED.first(_columns(row))[0]
     try:
-        stored.result()
-    except Exception as exc:
-        db.session.rollback()
-        row.id = None
-        _fail(row, _as_renderer_error(exc))
+        with transaction() as tx:
+            row.id = _INSERT_COMPLETED.first(_columns(row), tx)[0]
+            stored.result()
+            if not counted(row.workspace_id, 1, tx):
+                raise quota_exceeded(row.workspace_id)
+    except BaseException as exc:
+        row.id = None  # rolled back: the row is gone
+        if stored.done() and stored.exception() is exc:  # the file could not be stored
+            _fail(row, _as_renderer_error(exc))
         raise
-    if not counted(row.workspace_id, 1):  # (rolled back: the row is gone too)
-        row.id = None
-        raise quota_exceeded(row.workspace_id)
-    db.session.commit()
     _announce(row, "render.completed")
 
 
@@ -556,6 +556,8 @@ def _produce(row: Render, produce) -> renderer.Rendered:
 
 
 def _as_renderer_error(exc: Exception) -> RendererError:
+    if isinstance(exc, StorageError):  # (its message names the server's folders: not kept)
+        return RendererError(f"the picture could not be stored ({exc.name})", code=exc.code)
     return exc if isinstance(exc, RendererError) else RendererError(
         f"the render failed unexpectedly ({exc.__class__.__name__})", code="internal_error")
 

@@ -15,7 +15,7 @@ from .errors import ApiError
 from .extensions import db
 from .models import Usage, Workspace
 from .models.base import utcnow
-from .rawsql import RawStatement
+from .rawsql import RawStatement, Transaction
 
 
 def month_of(now: dt.datetime | None = None) -> str:
@@ -55,18 +55,22 @@ def reserve_many(workspace_id: int, records: list, *, count: int | None = None) 
     return True
 
 
-def counted(workspace_id: int, count: int) -> bool:
-    """Count ``count`` new renders in the current transaction, all or none, with one atomic
-    statement; the caller records what they are for and commits. False (the transaction rolled
-    back, nothing counted) when they do not all fit in the month's quota."""
+def counted(workspace_id: int, count: int, transaction: Transaction | None = None) -> bool:
+    """Count ``count`` new renders in ``transaction`` (default: the session's), all or none,
+    with one atomic statement; the caller records what they are for and commits. False when
+    they do not all fit in the month's quota: nothing counted, and the session's transaction
+    rolled back (a ``transaction`` is left to its caller, whose block then raises)."""
     quota = _quota(workspace_id)
     if quota and count > quota:  # the first of a month's statements inserts without a check
         return False
-    statement = _reserve_statement(db.session.get_bind().dialect.name, bool(quota))
-    done = statement.first({"ws": workspace_id, "month": month_of(),
-                            "quota": quota - count + 1 if quota else 0, "n": count})
+    dialect = (transaction.dialect if transaction is not None
+               else db.session.get_bind().dialect).name
+    done = _reserve_statement(dialect, bool(quota)).first(
+        {"ws": workspace_id, "month": month_of(), "quota": quota - count + 1 if quota else 0,
+         "n": count}, transaction)
     if done is None:  # held back by the quota
-        db.session.rollback()
+        if transaction is None:
+            db.session.rollback()
         _refusals()[workspace_id] = time.monotonic()
         return False
     return True

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import io
+import shutil
 import socket
 import struct
 import threading
@@ -538,6 +539,31 @@ def test_a_render_file_lost_in_a_machine_crash_is_never_served_and_is_made_again
     assert again.json()["url"] == made["url"]
     assert picture(api, again.json()).size == (160, 80)
     assert api.get("/me").json()["usage"]["renders"] == 2
+
+
+def test_a_render_whose_file_cannot_be_stored_fails_uncounted_and_works_once_fixed(
+        api, tmp_path):
+    template = create(api, HEADLINE)
+    folder = tmp_path / "storage" / "renders"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.write_bytes(b"")  # a file where the renders' folder should be: nothing can be written
+    error = error_of(render(api, template, variables={"title": "Hi"}), 503)
+    assert error["code"] == "storage_error"
+    assert error["message"].startswith("the storage could not keep renders/"), error["message"]
+    assert str(tmp_path) not in error["message"]  # the server's folders are not told
+
+    failed = api.get("/renders?status=failed").json()["data"]
+    assert [r["error"]["code"] for r in failed] == ["storage_error"]
+    assert failed[0]["url"] is None and str(tmp_path) not in failed[0]["error"]["message"]
+    assert api.get("/renders?status=completed").json()["data"] == []
+    assert api.get("/me").json()["usage"]["renders"] == 0
+
+    folder.unlink()
+    again = render(api, template, variables={"title": "Hi"})
+    assert again.status_code == 201, again.text
+    assert picture(api, again.json()).size == (160, 80)
+    assert api.get("/me").json()["usage"]["renders"] == 1
 
 
 def test_a_stored_file_that_is_not_what_was_recorded_is_rendered_again(api, app, tmp_path):
