@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import queue
+import re
 import tempfile
 import threading
 import time
@@ -101,7 +102,7 @@ def _name_problem(name: object) -> str | None:
         return "it must be relative, not absolute"
     if "\\" in name:
         return "backslashes are not allowed"
-    if any(ord(char) < 0x20 or char == "\x7f" for char in name):
+    if _CONTROL.search(name):
         return "NUL and other control characters are not allowed"
     try:
         if len(name.encode("utf-8")) > MAX_NAME_BYTES:
@@ -109,9 +110,13 @@ def _name_problem(name: object) -> str | None:
     except UnicodeEncodeError:
         return "it is not valid UTF-8"
     # "a//b", "./a" and "a/" would be one file locally but distinct keys on S3.
-    if any(part in ("", ".", "..") for part in name.split("/")):
+    if _DOTS_OR_EMPTY.search(name):
         return "empty, '.' and '..' path segments are not allowed"
     return None
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_DOTS_OR_EMPTY = re.compile(r"(?:^|/)\.{0,2}(?:/|$)")  # a segment "", "." or ".."
 
 
 def _check_payload(data: bytes, content_type: str) -> None:
@@ -188,24 +193,30 @@ class LocalStorage(Storage):
 
     def __init__(self, root: Path | str):
         self.root = Path(root)
-        self._folders: set[Path] = set()  # made by a put of this process
+        # paths as strings on the way of every render: a Path costs more than the rest of it
+        self._root = str(self.root)
+        self._spares = os.path.join(self._root, self.SPARES)
+        self._folders: set[str] = set()  # made by a put of this process
 
     def __repr__(self) -> str:
         return f"LocalStorage({str(self.root)!r})"
 
     def _path(self, name: str) -> Path:
-        return self.root.joinpath(*check_name(name).split("/"))
+        return Path(self._file(name))
+
+    def _file(self, name: str) -> str:
+        return f"{self._root}/{check_name(name)}"  # (a checked name has no "..", "." or "//")
 
     def put(self, name: str, data: bytes, *, content_type: str, durable: bool = True,
             waited_for: bool = False) -> None:
-        path = self._path(name)
+        path = self._file(name)
         _check_payload(data, content_type)  # the type is not kept: send_file guesses it again
         try:
             spare = not durable and waited_for
             try:
                 pending = self._write(path, data, durable=durable, spare=spare)
             except FileNotFoundError:  # its folder was removed since this process made it
-                self._folders.discard(path.parent)
+                self._folders.discard(os.path.dirname(path))
                 pending = self._write(path, data, durable=durable, spare=spare)
             if spare:
                 _spares.refill()
@@ -215,11 +226,12 @@ class LocalStorage(Storage):
             raise StorageError(f"cannot write {name} under {self.root}: {_why(exc)}",
                                name=name) from exc
 
-    def _write(self, path: Path, data: bytes, *, durable: bool, spare: bool) -> bool:
-        if path.parent not in self._folders:  # (a mkdir per put costs an exception)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._folders.add(path.parent)
-        ready = _spares.take(self.root / self.SPARES, len(data)) if spare else None
+    def _write(self, path: str, data: bytes, *, durable: bool, spare: bool) -> bool:
+        folder = os.path.dirname(path)
+        if folder not in self._folders:  # (a mkdir per put costs an exception)
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
+        ready = _spares.take(self._spares, len(data)) if spare else None
         if ready is not None:
             return _write_spare_or_new(ready, path, data)
         return _write_atomically(path, data, self.FILE_MODE, durable=durable)
@@ -242,14 +254,14 @@ class LocalStorage(Storage):
         return self.size(name) is not None
 
     def size(self, name: str) -> int | None:
-        path = self._path(name)
+        path = self._file(name)
         try:
-            stat = path.stat()
+            stat = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as exc:
             raise StorageError(f"cannot look up {name}: {_why(exc)}", name=name) from exc
-        if not S_ISREG(stat.st_mode) or not _trusted(str(path), stat):
+        if not S_ISREG(stat.st_mode) or not _trusted(path, stat):
             return None
         return stat.st_size
 
@@ -298,12 +310,13 @@ class LocalStorage(Storage):
         return _Chunks(read, file.close, chunk_size)
 
 
-def _write_atomically(path: Path, data: bytes, mode: int, *, durable: bool = True) -> bool:
+def _write_atomically(path: str, data: bytes, mode: int, *, durable: bool = True) -> bool:
     """Write ``path`` whole or not at all. True when the file still has to be made durable
     (``durable=False``: renamed into place before its fsync, see ``LocalStorage``)."""
     # A private temp file per writer in the same folder, then one rename: concurrent puts of one
     # name each replace the whole file, and readers see the old or the new bytes, never a mix.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name[:40]}.", suffix=".tmp")
+    folder, _, base = path.rpartition("/")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{base[:40]}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(data)
@@ -333,7 +346,7 @@ def _seal(fd: int, mode: int, *, durable: bool) -> bool:
 
 # -- spare files -----------------------------------------------------------------------------------
 
-def _write_spare(fd: int, tmp: str, path: Path, data: bytes) -> bool:
+def _write_spare(fd: int, tmp: str, path: str, data: bytes) -> bool:
     """``_write_atomically(durable=False)`` into a spare file (open as ``fd``, closed here):
     overwrite, cut to length, tag, and rename into place. True when the file still has to be
     made durable."""
@@ -355,7 +368,7 @@ def _write_spare(fd: int, tmp: str, path: Path, data: bytes) -> bool:
     return pending
 
 
-def _write_spare_or_new(spare: str, path: Path, data: bytes) -> bool:
+def _write_spare_or_new(spare: str, path: str, data: bytes) -> bool:
     try:
         fd = os.open(spare, os.O_WRONLY)
     except FileNotFoundError:  # someone cleared the spares away
@@ -366,7 +379,7 @@ def _write_spare_or_new(spare: str, path: Path, data: bytes) -> bool:
         if exc.errno != errno.EXDEV:
             raise
         # the object's folder is on another disk (a mount the operator placed in the storage)
-        _spares.disable(Path(spare).parent)
+        _spares.disable(os.path.dirname(spare))
         return _write_atomically(path, data, LocalStorage.FILE_MODE, durable=False)
 
 
@@ -401,12 +414,12 @@ class _Spares:
     def _reset(self) -> None:
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._ready: dict[Path, list[tuple[str, int]]] = {}  # (path, size); the parent's: gone
-        self._recent: dict[Path, collections.deque[int]] = {}
-        self._off: set[Path] = set()
+        self._ready: dict[str, list[tuple[str, int]]] = {}  # (path, size); the parent's: gone
+        self._recent: dict[str, collections.deque[int]] = {}
+        self._off: set[str] = set()
         self._pid: int | None = None
 
-    def take(self, folder: Path, size: int) -> str | None:
+    def take(self, folder: str, size: int) -> str | None:
         """The path of a spare in ``folder`` that holds ``size`` bytes, or None; either way
         ``refill`` makes sure ones of that size are coming."""
         if self._pid != os.getpid():
@@ -428,7 +441,7 @@ class _Spares:
         """Called once a put is done (writing the next spare during it slowed both down)."""
         self._wake.set()
 
-    def disable(self, folder: Path) -> None:
+    def disable(self, folder: str) -> None:
         with self._lock:
             self._off.add(folder)
             for tmp, _ in self._ready.pop(folder, []):
@@ -458,7 +471,7 @@ class _Spares:
                 with self._lock:
                     self._ready.setdefault(folder, []).append(spare)
 
-    def _needed(self) -> tuple[Path, int] | None:
+    def _needed(self) -> tuple[str, int] | None:
         with self._lock:
             for folder, sizes in self._recent.items():
                 if folder in self._off or not sizes:
@@ -474,8 +487,8 @@ class _Spares:
         return None
 
 
-def _make_spare(folder: Path, size: int) -> tuple[str, int]:
-    folder.mkdir(parents=True, exist_ok=True)
+def _make_spare(folder: str, size: int) -> tuple[str, int]:
+    os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".spare.{os.getpid()}.", suffix=".tmp")
     try:
         zeros = bytes(min(size, 1 << 20))
@@ -491,7 +504,7 @@ def _make_spare(folder: Path, size: int) -> tuple[str, int]:
     return tmp, size
 
 
-def _remove_orphans(folder: Path) -> None:
+def _remove_orphans(folder: str) -> None:
     """Spares whose process is gone (a restart, a crash). Another machine's or container's
     spares may look gone too: removing one of those only makes its next put write a new file."""
     try:
@@ -503,7 +516,7 @@ def _remove_orphans(folder: Path) -> None:
         if len(parts) == 5 and parts[1] == "spare" and parts[2].isdigit() and not _alive(
                 int(parts[2])):
             with contextlib.suppress(OSError):
-                os.unlink(folder / name)
+                os.unlink(os.path.join(folder, name))
 
 
 def _alive(pid: int) -> bool:
@@ -567,11 +580,11 @@ class _Flusher:
     them durable; the queue is drained at exit."""
 
     def __init__(self) -> None:
-        self._queue: queue.Queue[Path] = queue.Queue()
+        self._queue: queue.Queue[str] = queue.Queue()
         self._lock = threading.Lock()
         self._pid: int | None = None
 
-    def submit(self, path: Path) -> None:
+    def submit(self, path: str) -> None:
         if self._pid != os.getpid():
             self._start()
         self._queue.put(path)
@@ -593,7 +606,7 @@ class _Flusher:
             self._queue.join()
 
     @staticmethod
-    def _run(items: queue.Queue[Path]) -> None:
+    def _run(items: queue.Queue[str]) -> None:
         while True:
             path = items.get()
             try:
@@ -604,7 +617,7 @@ class _Flusher:
                 items.task_done()
 
 
-def _make_durable(path: Path) -> None:
+def _make_durable(path: str) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:

@@ -10,7 +10,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from helpers import error_of, ink, open_image, picture_site
+from helpers import error_of, ink, open_image, picture_site, png_data_uri
+from PIL import Image
 from samples import HEADLINE
 
 RED = (220, 38, 38)
@@ -183,3 +184,27 @@ def test_a_synchronous_render_past_the_sync_limit_answers_202_and_completes(api,
     assert api.get("/me").json()["usage"]["renders"] == 1
     repeat = api.post("/renders", json={"template": template, "variables": {"photo": slow_site}})
     assert repeat.status_code == 200 and repeat.json()["cached"] is True
+
+
+@pytest.mark.parametrize("settings", [{"SYNC_TIMEOUT": 0.5}], ids=["sync-limit-0.5s"])
+def test_a_quick_template_whose_request_brings_a_slow_picture_still_answers_202(
+        api, slow_site):
+    """Renders of a kind that were quick and fetched nothing run in the request's thread;
+    one that turns out to wait for the network must still be answered at the limit."""
+    template = api.post("/templates", json=PHOTO).json()["id"]
+    for shade in range(10):  # quick renders of this kind, with pictures given inline
+        picture = png_data_uri(Image.new("RGB", (8, 8), (shade * 20, 0, 0)))
+        answer = api.post("/renders", json={"template": template,
+                                            "variables": {"photo": picture}})
+        assert answer.status_code == 201, answer.text
+        made = open_image(api.get(answer.json()["url"]).content)
+        assert made.convert("RGB").getpixel((40, 20)) == (shade * 20, 0, 0)
+
+    started = time.monotonic()
+    answer = api.post("/renders", json={"template": template, "variables": {"photo": slow_site}})
+    assert answer.status_code == 202, answer.text
+    assert time.monotonic() - started < 1.9  # the picture takes 2 s: we did not wait for it
+    done = wait_for(api, answer.json()["id"], "completed")
+    made = open_image(api.get(done["url"]).content)
+    assert made.convert("RGB").getpixel((40, 20)) == (37, 99, 235)
+    assert api.get("/me").json()["usage"]["renders"] == 11
