@@ -109,11 +109,15 @@ def transaction() -> Iterator[Transaction | None]:
 
 
 def _session_wrote() -> bool:
-    """On SQLite this is exact (the sqlite3 module opens a transaction before the first
-    change, not before reads); on other databases any open transaction of the session counts."""
+    """Changes not flushed yet count too: a query of the session inside the block would flush
+    them (autoflush) and wait for the block's own lock. On SQLite the rest is exact (the
+    sqlite3 module opens a transaction before the first change, not before reads); on other
+    databases any open transaction of the session counts."""
     if not db.session.registry.has():  # (no session yet: do not make one)
         return False
     session = db.session()
+    if session.new or session.dirty or session.deleted:
+        return True
     if not session.in_transaction():
         return False
     dbapi = session.connection().connection.dbapi_connection

@@ -491,12 +491,17 @@ PACE_KEPT = 8  # renders of a kind remembered
 def _render_here(req: Request, workspace_id: int, k: Keyed,
                  limit: float | None) -> tuple[Future, Future] | None:
     """Render in this thread when nothing can make the render outlast ``limit``: there is no
-    limit, or the last renders of its kind in this process (template version, format, size,
-    scale) all took at most INLINE_SHARE of it and fetched nothing from the network. A render
-    that is about to fetch stops and returns None, to start again in a render thread: the
-    network can take as long as the limit. (Handing a render to a thread and back costs about
-    0.3 ms of a 6 ms card.) The (rendered, stored) futures, done; None when not rendered."""
+    limit, or the storage is local and the last renders of its kind in this process (template
+    version, format, size, scale) all took at most INLINE_SHARE of it and fetched nothing from
+    the network. A render that is about to fetch stops and returns None, to start again in a
+    render thread: the network can take as long as the limit. (Handing a render to a thread and
+    back costs about 0.3 ms of a 6 ms card.) What this does not bound: a render of a quick
+    kind whose data makes it many times slower (the sizes of canvases, layers and images are
+    bounded by the renderer's limits) completes before it is answered. The (rendered, stored)
+    futures, done; None when not rendered."""
     if limit is not None:
+        if not _store_is_local():  # (reading assets from a bucket can take any time)
+            return None
         bound = limit * INLINE_SHARE
         last = app_cache("pace").get(_kind(req))
         if not last or any(fetched or seconds > bound for seconds, fetched in last):
@@ -530,9 +535,9 @@ def _draw_and_store(req: Request, workspace_id: int, k: Keyed,
     started = time.perf_counter()
     try:
         result = run_renderer(req, workspace_id, k.rows, k.digests, fetch=fetch)
-    except _Offload:
-        raise
     except BaseException as exc:
+        if offload and fetch.used:  # (a library may have caught the _Offload and failed)
+            raise _Offload from None
         _note_pace(req, time.perf_counter() - started, fetch.used)
         rendered.set_exception(exc)
         raise

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+import urllib.parse
 from collections.abc import Iterator
 
 import pytest
@@ -208,3 +209,30 @@ def test_a_quick_template_whose_request_brings_a_slow_picture_still_answers_202(
     made = open_image(api.get(done["url"]).content)
     assert made.convert("RGB").getpixel((40, 20)) == (37, 99, 235)
     assert api.get("/me").json()["usage"]["renders"] == 11
+
+
+BADGE = {"kind": "html", "name": "Badge", "width": 40, "height": 40,
+         "html": '<img src="{{ picture }}" style="display:block;width:40px;height:40px">'}
+
+
+def svg_uri(inner: str) -> str:
+    return "data:image/svg+xml," + urllib.parse.quote(
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="8" height="8">{inner}</svg>')
+
+
+def test_a_picture_that_asks_for_the_network_from_inside_an_svg_is_rendered(api):
+    """A render in the request's thread that is about to fetch starts again in a render
+    thread, even where a library (WeasyPrint drawing an SVG) catches the stop itself."""
+    template = api.post("/templates", json=BADGE).json()["id"]
+    for shade in range(9):  # quick renders of this kind that need nothing from the network
+        plain = svg_uri(f'<rect width="8" height="8" fill="rgb({shade * 25},0,0)"/>')
+        answer = api.post("/renders", json={"template": template,
+                                            "variables": {"picture": plain}})
+        assert answer.status_code == 201, answer.text
+    with picture_site((37, 99, 235), delay=0) as site:
+        nested = svg_uri(f'<image href="{site}" width="8" height="8"/>')
+        answer = api.post("/renders", json={"template": template,
+                                            "variables": {"picture": nested}})
+    assert answer.status_code == 201, answer.text
+    made = open_image(api.get(answer.json()["url"]).content).convert("RGB")
+    assert made.getpixel((20, 20)) == (37, 99, 235)

@@ -286,6 +286,21 @@ def test_pushed_data_by_key_and_by_inbound_hook(sapi, app):
     assert sapi.get(f"/live/{made['id']}").json()["renders"] == 3
 
 
+def test_changing_a_banner_records_its_new_picture_without_waiting_for_itself(sapi, app):
+    """The change is not saved yet when the new picture is recorded and counted; that must
+    not wait for the change's own lock (SQLite), whatever the process has cached."""
+    tpl = template(sapi)
+    made = banner(sapi, tpl, None, data={"title": "First", "price": 1})
+    app.extensions.get("usage.quotas", {}).clear()  # the workspace's quota is read again
+    started = time.monotonic()
+    changed = sapi.put(f"/live/{made['id']}", json={"mapping": {"title": "price"}})
+    assert changed.status_code == 200, changed.text
+    assert time.monotonic() - started < 5
+    assert changed.json()["mapping"] == {"title": "price"}
+    shown = key_for(sapi, tpl, {"title": "1", "price": 1})
+    assert picture(sapi, made).headers["ETag"] == f'"{shown}"'
+
+
 COUNTDOWN = {
     "name": "Countdown", "width": 120, "height": 40, "background": "#000000",
     "variables": {"ends_at": {"type": "date"}},
