@@ -81,27 +81,46 @@ class KeyLimit:
 
     def settle(self, item: RateLimitItem, key: str, strategy: RateLimiter,
                started: Started | None) -> None:
-        """Finish counting: headers for the answer, ``429`` over the limit."""
-        if started is not None:
-            try:
-                count = strategy.storage.finish_incr(item.key_for(self.scope, key), started)
-                allowed = count <= item.amount
-                stats = tuple(strategy.get_window_stats(item, self.scope, key))
-            except (StorageError, RedisError) as exc:
-                started, strategy = None, self._storage_failed(exc)
-        if started is None:
-            allowed, stats = self._hit(item, key, strategy)
+        """Finish counting: headers for the answer, ``429`` over the limit. A key that this
+        thread saw below half its limit in the last second does not wait for the reply: it is
+        read when the answer is made (``drain``). So at most one request per thread passes
+        uncounted at any time, and a thread's next request after a reply above half the limit
+        waits again: the limit is exceeded by at most one request per server thread, and only
+        when more than half of it arrives within a second."""
+        if started is not None and started.connection is not None and _well_below(
+                item, item.key_for(self.scope, key), strategy.storage):
+            g.key_limit_deferred = (item, key, strategy, started)
+            return
+        allowed, stats = self._finish(item, key, strategy, started)
         g.key_limit = (item, stats)
         if not allowed:
             raise ApiError(429, "rate_limited", f"too many requests: the limit is {item}; "
                            "wait for Retry-After seconds",
                            headers={"Retry-After": str(max(1, int(stats[0] - time.time())))})
 
+    def _finish(self, item: RateLimitItem, key: str, strategy: RateLimiter,
+                started: Started | None) -> tuple[bool, tuple[float, int]]:
+        if started is not None:
+            try:
+                count = strategy.storage.finish_incr(item.key_for(self.scope, key), started)
+                return count <= item.amount, tuple(strategy.get_window_stats(item, self.scope,
+                                                                             key))
+            except (StorageError, RedisError) as exc:
+                strategy = self._storage_failed(exc)
+        return self._hit(item, key, strategy)
+
     def drain(self) -> None:
-        """Read a reply no view waited for (the request failed before its view ran): the
-        connection must not keep it for the next request."""
+        """Read a reply no view waited for (the request failed before its view ran, or its key
+        was well below the limit): the connection must not keep it for the next request."""
         with contextlib.suppress(ApiError):
             settle()
+        deferred = g.pop("key_limit_deferred", None)
+        if deferred is not None:  # (served already: counted, never refused now)
+            item, key, strategy, started = deferred
+            try:
+                g.key_limit = (item, self._finish(item, key, strategy, started)[1])
+            except (StorageError, RedisError) as exc:
+                log.warning("rate-limit count of a served request lost: %s", exc)
 
     def write_headers(self, response: Response) -> Response:
         self.drain()
@@ -167,10 +186,19 @@ def without_middleware(app: Flask, limiter: Limiter) -> None:
 def settle() -> None:
     """Finish counting this request against its rate limit (see ``KeyLimit.check``): called
     first thing by every API operation, so that a request over the limit changes nothing (not
-    even its key's last-used time) and is answered 429 before anything else is checked."""
+    even its key's last-used time) and is answered 429 before anything else is checked (a key
+    well below its limit goes on at once: see ``KeyLimit.settle``)."""
     pending = g.pop("key_limit_pending", None)
     if pending is not None:
         pending[0].settle(*pending[1:])
+
+
+def _well_below(item: RateLimitItem, key: str, storage: Any) -> bool:
+    """Whether this thread's last reply for ``key``, within the last second and the current
+    window, left it below half the limit."""
+    answer = storage._fresh(key) if isinstance(storage, OneTripRedisStorage) else None
+    return answer is not None and 2 * (answer[0] + 1) <= item.amount and \
+        answer[1] > time.time()
 
 
 @functools.lru_cache(maxsize=64)
@@ -262,6 +290,8 @@ class OneTripRedisStorage(RedisStorage):
         return answers
 
     def _fresh(self, key: str) -> tuple[int, float, float] | None:
+        """This thread's last reply for ``key`` (count, reset time, when), if under a second
+        old."""
         answer = self._answers().get(key)
         if answer is not None and time.monotonic() - answer[2] < FRESH_SECONDS:
             return answer

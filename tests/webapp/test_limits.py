@@ -77,6 +77,34 @@ def test_headers_count_down_and_the_request_over_the_limit_is_429(api):
     assert response.headers["X-RateLimit-Remaining"] == "0"
 
 
+@pytest.mark.parametrize("settings", [{"RATE_LIMIT": "20 per minute"}], ids=["20"])
+def test_a_key_well_below_its_limit_is_still_counted_exactly(api):
+    """Below half the limit a request does not wait for its count (read when the answer is
+    made): the count, the headers and the refusal stay exact."""
+    for remaining in range(19, -1, -1):
+        response = api.get("/me")
+        assert response.status_code == 200, response.text
+        assert response.headers["X-RateLimit-Remaining"] == str(remaining)
+    assert_error(api.get("/me"), 429, "rate_limited")
+
+
+@pytest.mark.parametrize("settings", [{"RATE_LIMIT": "30 per minute"}], ids=["30"])
+def test_concurrent_requests_pass_the_limit_by_at_most_one_per_connection(api):
+    connections = 6
+
+    def many(_: int) -> list[int]:
+        with requests.Session() as session:
+            return [session.get(api.url("/me"), timeout=30,
+                                headers={"Authorization": f"Bearer {api.token}"}).status_code
+                    for _ in range(10)]
+
+    with ThreadPoolExecutor(connections) as pool:
+        statuses = [status for batch in pool.map(many, range(connections)) for status in batch]
+    assert set(statuses) <= {200, 429}
+    assert 30 <= statuses.count(200) <= 30 + connections, statuses.count(200)
+    assert_error(api.get("/me"), 429, "rate_limited")
+
+
 def test_every_operation_shares_the_keys_budget(api):
     for _ in range(LIMIT):
         assert api.get("/templates").status_code == 200
