@@ -35,9 +35,9 @@ def serve(host: str, port: int, workers: int | None, threads: int) -> None:
     class Server(BaseApplication):
         def load_config(self):
             options = {"bind": f"{host}:{port}", "workers": workers or os.cpu_count() or 1,
-                       "threads": threads, "worker_class": "gthread", "timeout": 120,
-                       "graceful_timeout": 30, "accesslog": "-", "errorlog": "-",
-                       "forwarded_allow_ips": "127.0.0.1"}
+                       "threads": threads, "worker_class": "webapp.server.Worker",
+                       "timeout": 120, "graceful_timeout": 30, "accesslog": "-",
+                       "errorlog": "-", "forwarded_allow_ips": "127.0.0.1"}
             for key, value in options.items():
                 self.cfg.set(key, value)
 
