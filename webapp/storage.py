@@ -195,7 +195,7 @@ class LocalStorage(Storage):
         self.root = Path(root)
         # paths as strings on the way of every render: a Path costs more than the rest of it
         self._root = str(self.root)
-        self._spares = os.path.join(self._root, self.SPARES)
+        self._spares_folder = os.path.join(self._root, self.SPARES)
         self._folders: set[str] = set()  # made by a put of this process
 
     def __repr__(self) -> str:
@@ -231,7 +231,7 @@ class LocalStorage(Storage):
         if folder not in self._folders:  # (a mkdir per put costs an exception)
             os.makedirs(folder, exist_ok=True)
             self._folders.add(folder)
-        ready = _spares.take(self._spares, len(data)) if spare else None
+        ready = _spares.take(self._spares_folder, len(data)) if spare else None
         if ready is not None:
             return _write_spare_or_new(ready, path, data)
         return _write_atomically(path, data, self.FILE_MODE, durable=durable)
