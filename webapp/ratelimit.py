@@ -196,7 +196,7 @@ def settle() -> None:
 def _well_below(item: RateLimitItem, key: str, storage: Any) -> bool:
     """Whether this thread's last reply for ``key``, within the last second and the current
     window, left it below half the limit."""
-    answer = storage._fresh(key) if isinstance(storage, OneTripRedisStorage) else None
+    answer = storage.recent_answer(key) if isinstance(storage, OneTripRedisStorage) else None
     return answer is not None and 2 * (answer[0] + 1) <= item.amount and \
         answer[1] > time.time()
 
@@ -289,7 +289,7 @@ class OneTripRedisStorage(RedisStorage):
             answers = self._recent.answers = {}
         return answers
 
-    def _fresh(self, key: str) -> tuple[int, float, float] | None:
+    def recent_answer(self, key: str) -> tuple[int, float, float] | None:
         """This thread's last reply for ``key`` (count, reset time, when), if under a second
         old."""
         answer = self._answers().get(key)
@@ -298,11 +298,11 @@ class OneTripRedisStorage(RedisStorage):
         return None
 
     def get(self, key: str) -> int:
-        answer = self._fresh(key)
+        answer = self.recent_answer(key)
         return answer[0] if answer is not None else super().get(key)
 
     def get_expiry(self, key: str) -> float:
-        answer = self._fresh(key)
+        answer = self.recent_answer(key)
         return answer[1] if answer is not None else super().get_expiry(key)
 
 
