@@ -12,8 +12,10 @@ Redis for the same counter's value and time to live: three round trips, more tha
 cached render costs. This storage increments and reads the time to live in one script and answers
 the two follow-up reads of that key from the script's reply, if they come from the same thread
 within a second (they come from the same request, a moment later). Headers may therefore not
-count requests that other processes made during this one; the limit itself is exact, since the
-increment is atomic in Redis."""
+count requests that other processes made during this one. The count is exact, since the
+increment is atomic in Redis; a request whose key is well below its limit goes on before its
+count's reply is read, which lets the limit be passed by at most one request per server thread
+in a window (see ``KeyLimit.settle``)."""
 
 from __future__ import annotations
 
@@ -221,6 +223,8 @@ class Started:
 
     args: tuple
     connection: Any | None  # None: not sent; the client makes the call when it is finished
+    sent: float = 0.0  # time.time() and time.monotonic() when it was sent: the reply's
+    sent_monotonic: float = 0.0  # time to live counts from then
 
 
 class OneTripRedisStorage(RedisStorage):
@@ -260,13 +264,15 @@ class OneTripRedisStorage(RedisStorage):
             connection.disconnect()
             raise
         self._recent.in_flight = True
-        return Started(args, connection)
+        return Started(args, connection, time.time(), time.monotonic())
 
     def finish_incr(self, key: str, started: Started) -> int:
         """The count after ``start_incr``. A Redis that forgot the script (restarted, flushed)
         gets it again from the client; any other failure is raised, never retried (the count
         may have been made: a retry could count the request twice)."""
-        reply = None
+        reply, sent, sent_monotonic = None, started.sent, started.sent_monotonic
+        answers = self._answers()
+        answers.pop(key, None)  # (a failure below leaves no answer to go by)
         if started.connection is not None:
             try:
                 reply = started.connection.read_response()
@@ -278,9 +284,12 @@ class OneTripRedisStorage(RedisStorage):
             finally:
                 self._recent.in_flight = False
         if reply is None:
+            sent, sent_monotonic = time.time(), time.monotonic()
             reply = self.lua_incr_ttl([started.args[0]], started.args[1:])
         count, ttl = reply
-        self._answers()[key] = (int(count), time.time() + max(int(ttl), 0), time.monotonic())
+        if len(answers) > 1000:  # (keys come from any bearer token, known or not)
+            answers.clear()
+        answers[key] = (int(count), sent + max(int(ttl), 0), sent_monotonic)
         return int(count)
 
     def _answers(self) -> dict:

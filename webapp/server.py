@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import collections
 import ctypes
-import ctypes.util
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
@@ -36,7 +35,7 @@ def one_malloc_arena() -> None:
     memory is kept up to 64 MB rather than returned after each render. Nothing happens with
     another C library."""
     try:
-        mallopt = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").mallopt
+        mallopt = ctypes.CDLL(None).mallopt  # (the process's own symbols: its C library's)
     except (OSError, AttributeError):
         return
     m_trim_threshold, m_mmap_threshold, m_arena_max = -1, -3, -8  # glibc's malloc.h
@@ -55,7 +54,11 @@ class _Idle:
 
 class HotThreadPool(Executor):
     """Up to ``max_workers`` threads; a task goes to the thread that went idle last (a stack),
-    or waits in order for the next one to finish. Threads start on demand and stay."""
+    or waits in order for the next one to finish. Threads start on demand and stay.
+
+    Unlike ``ThreadPoolExecutor``'s, the threads are daemons: the interpreter does not wait for
+    a task still running when it exits. gunicorn itself waits for the requests in flight before
+    a worker exits (up to ``graceful_timeout``, after which the arbiter kills it anyway)."""
 
     def __init__(self, max_workers: int) -> None:
         if max_workers < 1:
@@ -80,8 +83,8 @@ class HotThreadPool(Executor):
             elif len(self._threads) < self._max:
                 thread = threading.Thread(target=self._work, args=(task,), daemon=True,
                                           name=f"request-{len(self._threads)}")
+                thread.start()  # (raises, and counts nothing, when no thread can start)
                 self._threads.append(thread)
-                thread.start()
             else:
                 self._waiting.append(task)
         return future
@@ -107,7 +110,7 @@ class HotThreadPool(Executor):
                 idle.wake.clear()
                 self._idle.append(idle)
             idle.wake.wait()
-            task = idle.task
+            task, idle.task = idle.task, None
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
         with self._lock:

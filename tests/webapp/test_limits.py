@@ -81,10 +81,15 @@ def test_headers_count_down_and_the_request_over_the_limit_is_429(api):
 def test_a_key_well_below_its_limit_is_still_counted_exactly(api):
     """Below half the limit a request does not wait for its count (read when the answer is
     made): the count, the headers and the refusal stay exact."""
+    began = time.time()
+    resets = set()
     for remaining in range(19, -1, -1):
         response = api.get("/me")
         assert response.status_code == 200, response.text
         assert response.headers["X-RateLimit-Remaining"] == str(remaining)
+        resets.add(int(response.headers["X-RateLimit-Reset"]))
+    assert max(resets) - min(resets) <= 1  # one window: its end does not move with each request
+    assert began - 1 <= min(resets) <= max(resets) <= time.time() + 61
     assert_error(api.get("/me"), 429, "rate_limited")
 
 
