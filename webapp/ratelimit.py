@@ -49,7 +49,8 @@ class KeyLimit:
     ``bp``, from the configuration setting ``setting``: ``X-RateLimit-Limit``, ``-Remaining``
     and ``-Reset`` on every answer, ``429 rate_limited`` with ``Retry-After`` over it. Counted
     by Flask-Limiter's strategy in its storage (Redis when configured), exactly across
-    processes; while Redis cannot be reached, in this process's memory, as Flask-Limiter does
+    processes (a key well below its limit may pass it by one request per server thread: see
+    ``settle``); while Redis cannot be reached, in this process's memory, as Flask-Limiter does
     (``RATELIMIT_IN_MEMORY_FALLBACK_ENABLED``)."""
 
     def __init__(self, limiter: Limiter, key_func, setting: str, scope: str) -> None:
