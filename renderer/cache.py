@@ -1,9 +1,11 @@
-"""A byte-bounded LRU for pictures, shared by every render in a process."""
+"""A byte-bounded LRU for pictures (or anything with a cost function), shared by every render
+in a process."""
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from PIL import Image
@@ -17,8 +19,9 @@ def image_cost(value: Any) -> int:
 
 
 class ImageLRU:
-    def __init__(self, max_bytes: int):
+    def __init__(self, max_bytes: int, cost: Callable[[Any], int] = image_cost):
         self.max_bytes = max_bytes
+        self._cost = cost
         self._items: OrderedDict = OrderedDict()
         self._size = 0
         self._lock = threading.Lock()  # the CLI and workers render on threads too
@@ -31,7 +34,7 @@ class ImageLRU:
             return value
 
     def put(self, key: Any, value: Any) -> None:
-        cost = image_cost(value)
+        cost = self._cost(value)
         if cost > self.max_bytes:
             return
         with self._lock:
@@ -41,7 +44,7 @@ class ImageLRU:
             self._size += cost
             while self._size > self.max_bytes:
                 _, old = self._items.popitem(last=False)
-                self._size -= image_cost(old)
+                self._size -= self._cost(old)
 
     def clear(self) -> None:
         with self._lock:

@@ -4,6 +4,8 @@ PNG goes through our own writer (:func:`encode_png`): Pillow's PNG save runs zli
 and costs ~75 ms for a 1200×630 card, more than the whole drawing step. Ours filters rows with
 numpy and deflates horizontal bands with ISA-L on all cores, like pigz: ~3-4 ms for the
 same card on two cores, ~5 % larger than Pillow's default level (``bench/encode_png.py``).
+Renders of one template share most of their rows, so a band deflated before is reused: a
+card whose title or price changed deflates only the bands that the new text touches.
 The other raster formats are Pillow's encoders with settings picked for speed. PDF is drawn
 from the scene by ``renderer.pdf``, not encoded from pixels.
 """
@@ -24,6 +26,7 @@ import numpy as np
 from isal import isal_zlib
 from PIL import Image
 
+from renderer.cache import ImageLRU
 from renderer.errors import RendererError
 
 FORMATS: dict[str, str] = {
@@ -59,10 +62,12 @@ _PNG_FILTER_SUB = 1
 # CMF 0x78: deflate with a 32 KiB window; FLG 0x01: "fastest" level hint, header check bits.
 _ZLIB_HEADER = b"\x78\x01"
 _ADLER_BASE = 65521
-# Below this a second thread saves less than handing it work costs.
+# Below this many pixels to deflate a second thread saves less than handing it work costs.
 _SPLIT_MIN_PIXELS = 200_000
-# Smaller bands balance uneven threads; on the bench card 2 to 16 bands differ by < 0.1 %.
-_BANDS_PER_WORKER = 4
+# Bands of about this many filtered bytes (36 rows of a 1200-pixel RGB card) are deflated on
+# their own: a changed line of text then costs the few bands it touches, and each band's fresh
+# deflate history costs ~0.5 % in size on the bench card (``bench/encode_png.py``).
+_BAND_BYTES = 128 * 1024
 _CPUS = os.cpu_count() or 2
 
 
@@ -127,8 +132,7 @@ def encode_png(image: Image.Image, *, level: int = 1, threads: int = 2) -> bytes
         ">IIBBBBB", image.width, image.height, 8, _PNG_COLOR_TYPES[image.mode], 0, 0, 0
     )
     rows = np.asarray(image).reshape(image.height, -1)
-    workers = 1 if image.width * image.height < _SPLIT_MIN_PIXELS else min(threads, _CPUS)
-    idat = _zlib_stream(rows, len(image.getbands()), level, workers)
+    idat = _zlib_stream(rows, len(image.getbands()), level, threads)
     return b"".join(
         [_PNG_SIGNATURE, *_chunk(b"IHDR", [header]), *_chunk(b"IDAT", idat), *_chunk(b"IEND", [])]
     )
@@ -301,21 +305,52 @@ class _Band(NamedTuple):
     length: int
 
 
-def _zlib_stream(rows: np.ndarray, channels: int, level: int, workers: int) -> list[bytes]:
+# Deflated bands by their pixels. The pixels are kept and compared, so a CRC-32 collision
+# costs one deflate, never a wrong picture.
+_bands = ImageLRU(64 * 1024 * 1024, cost=lambda entry: entry[0].nbytes + len(entry[1].deflated))
+
+
+def _zlib_stream(rows: np.ndarray, channels: int, level: int, threads: int) -> list[bytes]:
     """The zlib stream of the filtered image, as pieces. Bands are deflated independently
     and each but the last ends with a sync flush (byte-aligned, not final), so the raw
-    deflate pieces concatenate into one valid stream, as pigz does."""
-    count = 1 if workers == 1 else min(rows.shape[0], workers * _BANDS_PER_WORKER)
-    edges = np.linspace(0, rows.shape[0], count + 1).round().astype(int)
-    bands = [rows[start:stop] for start, stop in pairwise(edges)]
-    parts = _deflate_bands(bands, channels, level, workers)
+    deflate pieces concatenate into one valid stream, as pigz does. Bands seen before are
+    reused; the others are deflated on up to ``threads`` threads when they are many."""
+    per_band = max(1, _BAND_BYTES // rows.shape[1])
+    edges = [*range(0, rows.shape[0], per_band), rows.shape[0]]
+    parts: list[_Band | None] = []
+    missing: dict[int, tuple[tuple, np.ndarray]] = {}
+    for index, (start, stop) in enumerate(pairwise(edges)):
+        band = rows[start:stop]
+        key = _band_key(band, channels, level, last=stop == rows.shape[0])
+        seen = _bands.get(key)
+        if seen is not None and np.array_equal(seen[0], band):
+            parts.append(seen[1])
+        else:
+            parts.append(None)
+            missing[index] = (key, band)
+    if missing:
+        pixels = sum(band.shape[0] for _, band in missing.values()) * rows.shape[1] // channels
+        workers = 1 if pixels < _SPLIT_MIN_PIXELS else min(threads, _CPUS)
+        bands = [band for _, band in missing.values()]
+        lasts = [key[-1] for key, _ in missing.values()]
+        for (index, (key, band)), part in zip(
+            missing.items(), _deflate_bands(bands, lasts, channels, level, workers), strict=True
+        ):
+            parts[index] = part
+            _bands.put(key, (band.copy(), part))
     adler = parts[0].adler
     for part in parts[1:]:
         adler = _adler32_combine(adler, part.adler, part.length)
     return [_ZLIB_HEADER, *(part.deflated for part in parts), struct.pack(">I", adler)]
 
 
-def _deflate_bands(bands: list[np.ndarray], channels: int, level: int, workers: int) -> list[_Band]:
+def _band_key(band: np.ndarray, channels: int, level: int, *, last: bool) -> tuple:
+    return (isal_zlib.crc32(band), band.shape, channels, level, last)
+
+
+def _deflate_bands(
+    bands: list[np.ndarray], lasts: list[bool], channels: int, level: int, workers: int
+) -> list[_Band]:
     """Workers, the caller among them, take bands from a shared queue: one that wakes late
     or shares its core with a noisy neighbour simply does fewer bands."""
     parts: dict[int, _Band] = {}
@@ -329,8 +364,7 @@ def _deflate_bands(bands: list[np.ndarray], channels: int, level: int, workers: 
                 index = todo.get_nowait()
             except Empty:
                 return
-            last = index == len(bands) - 1
-            parts[index] = _deflate_band(bands[index], channels, level, last)
+            parts[index] = _deflate_band(bands[index], channels, level, lasts[index])
 
     helpers = [_pool().submit(drain) for _ in range(workers - 1)]
     drain()

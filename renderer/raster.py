@@ -55,11 +55,15 @@ def _prefix_key(scene: Scene, transparent: bool, index: int) -> tuple:
 
 
 def _cached_prefix(scene: Scene, transparent: bool, cuts: set[int]) -> tuple[int, Image.Image]:
-    for index in sorted(cuts, reverse=True):
+    """The longest cached canvas, or the background, which is cached too: when the first item
+    can change (a photo placeholder), painting a gradient would be redone on every render."""
+    for index in sorted(cuts | {0}, reverse=True):
         hit = _canvases.get(_prefix_key(scene, transparent, index))
         if hit is not None:
             return index, hit.copy()
-    return 0, _background(scene, transparent)
+    background = _background(scene, transparent)
+    _canvases.put(_prefix_key(scene, transparent, 0), background.copy())
+    return 0, background
 
 
 def _background(scene: Scene, transparent: bool) -> Image.Image:

@@ -441,6 +441,21 @@ def test_changing_the_last_layer_changes_only_its_box():
     assert np.array_equal(rgba(paint(LAYERED, {"title": "Alpha", "tag": "new"})), first)
 
 
+def test_a_changing_first_layer_starts_from_a_clean_cached_background():
+    """The gradient under a first layer that changes is painted once and then copied: no
+    render's text may stay on it for the next."""
+    template = scene({"name": "t", "type": "text", "x": 10, "y": 10, "width": 140, "height": 40,
+                      "text": "{{ t }}", "size": 28, "color": "#ffffff"},
+                     background="linear-gradient(90deg, #000000, #0000ff)")
+    first = rgba(paint(template, {"t": "one"}))
+    second = rgba(paint(template, {"t": "two"}))
+    assert np.array_equal(rgba(paint(template, {"t": "one"})), first)
+    assert not np.array_equal(first[10:50], second[10:50])
+    assert np.array_equal(first[60:], second[60:])
+    assert close_to(tuple(first[80, 2]), (0, 0, 2, 255), 3)
+    assert close_to(tuple(first[80, 157]), (0, 0, 253, 255), 3)
+
+
 def test_transparent_and_opaque_renders_do_not_share_canvases():
     template = scene(rect("box", 40, 20, 40, 40, fill="#ff0000"),
                      {"name": "t", "type": "text", "x": 0, "y": 70, "width": 160, "height": 30,
