@@ -5,7 +5,12 @@ In one run, on the same rows (each a new title and price): `pixelmerge render --
 worker`, a Redis and a SQLite database of its own, local storage). Images per second from the
 start of the command (or the batch request) to the last file (or the batch's completion).
 
-Run: .venv/bin/python bench/batch_throughput.py [--items 2000] [--markdown]
+The four are run in two passes, the second in the reverse order (cli 1, cli 2, queue 1, queue
+2, then queue 2, queue 1, cli 2, cli 1), each pass on rows of its own so that nothing comes
+from the first pass's renders; a path's figure is its items over its time in both passes. A
+VM whose speed drifts during the run then weighs on every path alike.
+
+Run: .venv/bin/python bench/batch_throughput.py [--items 2000] [--passes 2] [--markdown]
 """
 
 from __future__ import annotations
@@ -30,23 +35,24 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def rows(count: int) -> list[dict]:
-    return [{"title": f"Collection {i}: light linen shirts for long summer evenings",
+def rows(count: int, run: int = 0) -> list[dict]:
+    return [{"title": f"Collection {i + run * count}: light linen shirts for long summer "
+                      "evenings",
              "subtitle": "Free shipping on orders over $50", "price": 20 + i % 80,
              "sku": f"S-{i}"} for i in range(count)]
 
 
-def cli_rate(data: Path, out: Path, jobs: int, count: int) -> float:
+def cli_time(data: Path, out: Path, jobs: int, count: int) -> float:
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "webapp.cli", "render", str(CARD), "--data",
                     str(data), "--out", str(out), "--jobs", str(jobs)], check=True, cwd=ROOT,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     elapsed = time.perf_counter() - start
     assert len(list(out.iterdir())) == count
-    return count / elapsed
+    return elapsed
 
 
-def queue_rate(env: dict, workers: int, items: list[dict], app, token: str) -> float:
+def queue_time(env: dict, workers: int, items: list[dict], app, token: str) -> float:
     procs = [subprocess.Popen([sys.executable, "-m", "webapp.cli", "worker", "batches"],
                               env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL) for _ in range(workers)]
@@ -67,43 +73,66 @@ def queue_rate(env: dict, workers: int, items: list[dict], app, token: str) -> f
             time.sleep(0.25)
         elapsed = time.perf_counter() - start
         assert batch["done"] == len(items), batch["failed"]
-        return len(items) / elapsed
+        return elapsed
     finally:
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=30)
 
 
+PATHS = {"cli --jobs 1": ("cli", 1), "cli --jobs 2": ("cli", 2),
+         "queue, 1 worker": ("queue", 1), "queue, 2 workers": ("queue", 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--passes", type=int, default=2)
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="pixelmerge-batch-") as tmp:
-        report(run(Path(tmp), args.items), args)
+        report(run(Path(tmp), args.items, args.passes), args)
 
 
-def run(tmp: Path, count: int) -> dict:
-    items = rows(count)
-    data = tmp / "rows.json"
-    data.write_text(json.dumps(items))
-    results = {f"cli --jobs {jobs}": cli_rate(data, tmp / f"cli{jobs}", jobs, count)
-               for jobs in (1, 2)}
+def run(tmp: Path, count: int, passes: int) -> dict[str, list[float]]:
+    """Seconds per path and pass."""
     redis_port = free_port()
     redis = subprocess.Popen(["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
                               "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL)
     try:
-        results.update(queued(tmp, items, f"redis://127.0.0.1:{redis_port}/0"))
+        queue = Queue(tmp, f"redis://127.0.0.1:{redis_port}/0")
+        times: dict[str, list[float]] = {path: [] for path in PATHS}
+        for number in range(passes):
+            items = rows(count, number)
+            data = tmp / f"rows{number}.json"
+            data.write_text(json.dumps(items))
+            for path in list(PATHS) if number % 2 == 0 else reversed(PATHS):
+                kind, amount = PATHS[path]
+                if kind == "cli":
+                    took = cli_time(data, tmp / f"cli{amount}-{number}", amount, count)
+                else:
+                    took = queue.time(amount, items)
+                times[path].append(took)
+        return times
     finally:
         redis.terminate()
-    return results
 
 
-def queued(tmp: Path, items: list[dict], redis_url: str) -> dict:
-    results = {}
-    for workers in (1, 2):
-        home = tmp / f"queue{workers}"
-        env = {**os.environ, "PIXELMERGE_DATA": str(home), "REDIS_URL": redis_url,
+class Queue:
+    """An account per worker count (its own SQLite database and files), bootstrapped once."""
+
+    def __init__(self, tmp: Path, redis_url: str):
+        self.tmp, self.redis_url, self.accounts = tmp, redis_url, {}
+
+    def time(self, workers: int, items: list[dict]) -> float:
+        if workers not in self.accounts:
+            self.accounts[workers] = self._account(workers)
+        env, app, token = self.accounts[workers]
+        return queue_time(env, workers, items, app, token)
+
+    def _account(self, workers: int):
+        home = self.tmp / f"queue{workers}"
+        env = {**os.environ, "PIXELMERGE_DATA": str(home), "REDIS_URL": self.redis_url,
                "PIXELMERGE_MONTHLY_QUOTA": "0", "PIXELMERGE_MAX_BATCH_ITEMS": "100000"}
         out = subprocess.run([sys.executable, "-m", "webapp.cli", "bootstrap"], env=env,
                              cwd=ROOT, capture_output=True, text=True, check=True).stdout
@@ -114,24 +143,27 @@ def queued(tmp: Path, items: list[dict], redis_url: str) -> dict:
         sys.path.insert(0, str(ROOT))
         from webapp import create_app
 
-        app = create_app({"RATE_LIMIT": "100000000 per minute"})
-        results[f"queue, {workers} worker{'s' if workers > 1 else ''}"] = queue_rate(
-            env, workers, items, app, token)
-    return results
+        return env, create_app({"RATE_LIMIT": "100000000 per minute"}), token
 
 
-def report(results: dict, args) -> None:
-    cli1, cli2 = results["cli --jobs 1"], results["cli --jobs 2"]
-    q1, q2 = results["queue, 1 worker"], results["queue, 2 workers"]
-    print(f"{args.items} items of the standard card (PNG), {os.cpu_count()} cores")
-    rows_ = [("path", "images/s")] + [(name, f"{rate:.1f}") for name, rate in results.items()]
+def report(times: dict[str, list[float]], args) -> None:
+    rate = {path: args.items * len(took) / sum(took) for path, took in times.items()}
+    passes = len(next(iter(times.values())))
+    print(f"{args.items} items of the standard card (PNG), {os.cpu_count()} cores, "
+          f"{passes} passes")
+    header = ["path", *(f"pass {n + 1} images/s" for n in range(passes)), "images/s"]
+    lines = [[path, *(f"{args.items / took:.1f}" for took in times[path]), f"{rate[path]:.1f}"]
+             for path in PATHS]
     if args.markdown:
-        print("| path | images/s |\n|---|---|")
-        for name, rate in rows_[1:]:
-            print(f"| {name} | {rate} |")
+        print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
+        for line in lines:
+            print("| " + " | ".join(line) + " |")
     else:
-        for name, rate in rows_:
-            print(f"{name:>20}  {rate:>9}")
+        print("  ".join(f"{cell:>18}" for cell in header))
+        for line in lines:
+            print("  ".join(f"{cell:>18}" for cell in line))
+    cli1, cli2 = rate["cli --jobs 1"], rate["cli --jobs 2"]
+    q1, q2 = rate["queue, 1 worker"], rate["queue, 2 workers"]
     print(f"queue / CLI: 1 worker {q1 / cli1:.0%} of --jobs 1, 2 workers {q2 / cli2:.0%} of "
           f"--jobs 2 (target >= 85%); 2 workers / 1 worker {q2 / q1:.2f}x (target >= 1.7x)")
 
