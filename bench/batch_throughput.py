@@ -5,10 +5,11 @@ In one run, on the same rows (each a new title and price): `pixelmerge render --
 worker`, a Redis and a SQLite database of its own, local storage). Images per second from the
 start of the command (or the batch request) to the last file (or the batch's completion).
 
-The four are run in two passes, the second in the reverse order (cli 1, cli 2, queue 1, queue
-2, then queue 2, queue 1, cli 2, cli 1), each pass on rows of its own so that nothing comes
-from the first pass's renders; a path's figure is its items over its time in both passes. A
-VM whose speed drifts during the run then weighs on every path alike.
+The four are run in two passes, the second in the reverse order (cli 1, queue 1, queue 2, cli
+2, then cli 2, queue 2, queue 1, cli 1: the paths each target compares run next to each other),
+each pass on rows of its own so that nothing comes from the first pass's renders; a path's
+figure is its items over its time in both passes. This VM's speed drifts by 10-20 % within a
+minute, and a drift then weighs on both sides of each comparison alike.
 
 Run: .venv/bin/python bench/batch_throughput.py [--items 2000] [--passes 2] [--markdown]
 """
@@ -80,8 +81,8 @@ def queue_time(env: dict, workers: int, items: list[dict], app, token: str) -> f
             proc.wait(timeout=30)
 
 
-PATHS = {"cli --jobs 1": ("cli", 1), "cli --jobs 2": ("cli", 2),
-         "queue, 1 worker": ("queue", 1), "queue, 2 workers": ("queue", 2)}
+PATHS = {"cli --jobs 1": ("cli", 1), "queue, 1 worker": ("queue", 1),
+         "queue, 2 workers": ("queue", 2), "cli --jobs 2": ("cli", 2)}  # in the order they run
 
 
 def main() -> None:
@@ -153,7 +154,7 @@ def report(times: dict[str, list[float]], args) -> None:
           f"{passes} passes")
     header = ["path", *(f"pass {n + 1} images/s" for n in range(passes)), "images/s"]
     lines = [[path, *(f"{args.items / took:.1f}" for took in times[path]), f"{rate[path]:.1f}"]
-             for path in PATHS]
+             for path in sorted(PATHS)]  # cli 1, cli 2, queue 1, queue 2
     if args.markdown:
         print("| " + " | ".join(header) + " |\n|" + "---|" * len(header))
         for line in lines:
