@@ -10,11 +10,14 @@ from typing import Any
 
 from PIL import Image
 
+# Bytes per pixel as Pillow stores them: RGB, LA and the other multi-band modes take 4.
+_PIXEL_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16L": 2, "I;16B": 2, "I;16N": 2}
+
 
 def image_cost(value: Any) -> int:
     image = value[0] if isinstance(value, tuple) else value
     if isinstance(image, Image.Image):
-        return image.width * image.height * len(image.getbands())
+        return image.width * image.height * _PIXEL_BYTES.get(image.mode, 4)
     return 64
 
 

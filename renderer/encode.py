@@ -306,8 +306,14 @@ class _Band(NamedTuple):
 
 
 # Deflated bands by their pixels. The pixels are kept and compared, so a CRC-32 collision
-# costs one deflate, never a wrong picture.
-_bands = ImageLRU(64 * 1024 * 1024, cost=lambda entry: entry[0].nbytes + len(entry[1].deflated))
+# costs one deflate, never a wrong picture. Each entry is also charged for its Python objects
+# (~600 bytes), which outweigh the pixels of small images; an image larger than a quarter of
+# the cache is not kept, so that it does not push out every other template's bands.
+_BAND_OVERHEAD = 1024
+_bands = ImageLRU(
+    64 * 1024 * 1024,
+    cost=lambda entry: entry[0].nbytes + len(entry[1].deflated) + _BAND_OVERHEAD,
+)
 
 
 def _zlib_stream(rows: np.ndarray, channels: int, level: int, threads: int) -> list[bytes]:
@@ -333,11 +339,13 @@ def _zlib_stream(rows: np.ndarray, channels: int, level: int, threads: int) -> l
         workers = 1 if pixels < _SPLIT_MIN_PIXELS else min(threads, _CPUS)
         bands = [band for _, band in missing.values()]
         lasts = [key[-1] for key, _ in missing.values()]
+        keep = rows.nbytes <= _bands.max_bytes // 4
         for (index, (key, band)), part in zip(
             missing.items(), _deflate_bands(bands, lasts, channels, level, workers), strict=True
         ):
             parts[index] = part
-            _bands.put(key, (band.copy(), part))
+            if keep:
+                _bands.put(key, (band.copy(), part))
     adler = parts[0].adler
     for part in parts[1:]:
         adler = _adler32_combine(adler, part.adler, part.length)

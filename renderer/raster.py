@@ -9,6 +9,7 @@ last layers starts from a copy of everything beneath them.
 from __future__ import annotations
 
 import math
+import threading
 
 import numpy as np
 from PIL import Image, ImageChops, ImageDraw, ImageFilter
@@ -32,13 +33,16 @@ def paint(scene: Scene, *, transparent: bool = False) -> Image.Image:
     paste with the sprite's alpha as mask, and it spares a full-canvas conversion per render."""
     items = scene.items
     cuts = _cut_points(items)
+    kept = _kept_prefix(scene, transparent)
+    if kept:
+        cuts.add(kept)
     start, canvas = _cached_prefix(scene, transparent, cuts)
-    for index in range(start, len(items)):
-        if index in cuts and index > start:
+    for index in range(start, len(items) + 1):
+        # a canvas above the items that changed last time would hold this render's data only
+        if index in cuts and index > start and (kept is None or index <= kept):
             _canvases.put(_prefix_key(scene, transparent, index), canvas.copy())
-        _composite(canvas, items[index])
-    if len(items) in cuts and len(items) > start:
-        _canvases.put(_prefix_key(scene, transparent, len(items)), canvas.copy())
+        if index < len(items):
+            _composite(canvas, items[index])
     return canvas
 
 
@@ -48,6 +52,33 @@ def _cut_points(items: list[Item]) -> set[int]:
     if not dynamic:
         return {len(items)}
     return {dynamic[0], dynamic[-1]}
+
+
+# The items (by hash) of the last render of each scene shape in this process.
+_last_items: dict[tuple, tuple[int, ...]] = {}
+_last_items_lock = threading.Lock()
+_LAST_ITEMS_MAX = 1024
+
+
+def _kept_prefix(scene: Scene, transparent: bool) -> int | None:
+    """How many first items this render shares with the last one of the same shape (None for
+    the first). Where the data changed last time is where it will likely change next — a batch
+    changes the title, a live banner its price — so the canvas beneath that item is worth
+    keeping, and the one beneath the last item holding an expression often is not (with the
+    title changed, nobody will render that canvas again)."""
+    hashes = tuple(map(hash, scene.items))
+    # the items without expressions tell apart templates of one size and background
+    fixed = tuple(h for h, item in zip(hashes, scene.items, strict=True) if item.common.static)
+    shape = (scene.width, scene.height, scene.background, transparent, len(hashes), fixed)
+    with _last_items_lock:
+        last = _last_items.pop(shape, None)
+        if len(_last_items) >= _LAST_ITEMS_MAX:
+            _last_items.clear()
+        _last_items[shape] = hashes
+    if last is None:
+        return None
+    return next((i for i, (a, b) in enumerate(zip(hashes, last, strict=True)) if a != b),
+                len(hashes))
 
 
 def _prefix_key(scene: Scene, transparent: bool, index: int) -> tuple:

@@ -165,6 +165,21 @@ def test_png_never_reuses_a_band_with_the_same_crc_but_other_pixels():
     assert np.array_equal(np.asarray(decode(encode_png(source))), np.asarray(source))
 
 
+def test_png_band_cache_counts_each_band_and_keeps_no_huge_image():
+    """Small images are mostly Python objects: a band is charged for those too, so the
+    cache's bound holds in memory, not only in pixels. An image bigger than a quarter of the
+    cache is not kept at all (it would push out every other template's bands)."""
+    _bands.clear()
+    for seed in range(200):
+        encode_png(noise(8, 8, "RGB", seed=seed))
+    assert len(_bands._items) == 200
+    assert _bands._size >= 200 * 1024
+    _bands.clear()
+    huge = Image.new("RGB", (4000, 1500), (10, 20, 30))  # 18 MB of rows
+    assert decode(encode_png(huge)).size == (4000, 1500)
+    assert len(_bands._items) == 0
+
+
 @pytest.mark.parametrize("options", [{"level": 4}, {"level": -1}, {"threads": 0}])
 def test_png_rejects_bad_options(options):
     with pytest.raises(ValueError):

@@ -456,6 +456,35 @@ def test_a_changing_first_layer_starts_from_a_clean_cached_background():
     assert close_to(tuple(first[80, 157]), (0, 0, 253, 255), 3)
 
 
+def _forget_canvases():
+    from renderer import raster
+
+    raster._canvases.clear()
+    raster._last_items.clear()
+
+
+def test_a_batch_changing_a_middle_layer_paints_what_a_first_render_paints():
+    """Renders that change the same middle layer (a batch changing titles) start from the
+    canvas kept beneath it; each picture is the one a process rendering it first paints. A
+    template of the same size rendered in between does not mix in."""
+    base = [rect("bottom", 0, 0, 160, 40, fill="#ff0000"),
+            {"name": "t", "type": "text", "x": 0, "y": 40, "width": 160, "height": 30,
+             "text": "{{ t }}", "size": 20},
+            {"name": "p", "type": "text", "x": 0, "y": 70, "width": 160, "height": 30,
+             "text": "{{ p }}", "size": 20}]
+    template = scene(*base)
+    other = scene(rect("bottom", 0, 0, 160, 40, fill="#0000ff"), *base[1:])
+    rows = [{"t": f"title {i}", "p": "same" if i % 3 else f"price {i}"} for i in range(6)]
+    painted = []
+    for row in rows:
+        painted.append(rgba(paint(template, row)))
+        paint(other, row)
+    for row, picture in zip(rows, painted, strict=True):
+        _forget_canvases()
+        assert np.array_equal(rgba(paint(template, row)), picture), row
+    assert tuple(painted[-1][5, 5]) == RED
+
+
 def test_transparent_and_opaque_renders_do_not_share_canvases():
     template = scene(rect("box", 40, 20, 40, 40, fill="#ff0000"),
                      {"name": "t", "type": "text", "x": 0, "y": 70, "width": 160, "height": 30,
