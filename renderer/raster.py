@@ -1,9 +1,11 @@
 """The Pillow painter: draws a :class:`~renderer.scene.Scene` into an image.
 
 Each item becomes a sprite (an RGBA picture of its box) that is cached by the item's value, so
-an unchanged layer is never drawn twice. The canvas before the first layer that holds an
-expression, and before the last one, is cached too: a render whose data changes only in its
-last layers starts from a copy of everything beneath them.
+an unchanged layer is never drawn twice. Canvases are cached too: the background, the canvas
+before the first and the last layer that holds an expression, and the one before the first
+layer that changed since the last render of the same template shape. A render whose data
+changes only in its last layers starts from a copy of everything beneath them; a batch that
+changes the title starts beneath the title.
 """
 
 from __future__ import annotations
