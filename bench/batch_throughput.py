@@ -165,7 +165,7 @@ def report(times: dict[str, list[float]], args) -> None:
             print("  ".join(f"{cell:>18}" for cell in line))
     cli1, cli2 = rate["cli --jobs 1"], rate["cli --jobs 2"]
     q1, q2 = rate["queue, 1 worker"], rate["queue, 2 workers"]
-    print(f"queue / CLI: 1 worker {q1 / cli1:.0%} of --jobs 1, 2 workers {q2 / cli2:.0%} of "
+    print(f"queue / CLI: 1 worker {q1 / cli1:.1%} of --jobs 1, 2 workers {q2 / cli2:.1%} of "
           f"--jobs 2 (target >= 85%); 2 workers / 1 worker {q2 / q1:.2f}x (target >= 1.7x)")
 
 
