@@ -39,6 +39,7 @@ from .rendering import (
     new_row,
     render_reserved,
     snapshot,
+    store_result,
     stored_request,
     template_and_version,
 )
@@ -181,13 +182,15 @@ def _render_plans(batch: Batch, plans: list[_Plan], recorder: Recorder) -> None:
 
 class Recorder:
     """A second thread that stores renders and records items while the worker renders the
-    next: what piles up within RECORD_EVERY is recorded in one transaction (files first, then
-    the renders, the items and the batch's counts), and whoever counts the last item queues
-    the merge. A failed recording fails the job (RQ retries the chunk: its recorded items are
-    not pending, the others are rendered again)."""
+    next: each file is stored as soon as its render is done, and what piles up within
+    RECORD_EVERY is recorded in one transaction (the renders, the items and the batch's
+    counts), so that the end of a chunk waits for one transaction only. Whoever counts the
+    last item queues the merge. A failed store or recording fails the job (RQ retries the
+    chunk: its recorded items are not pending, the others are rendered again)."""
 
     def __init__(self, app, batch_id: int):
         self.app, self.batch_id = app, batch_id
+        self._storage = app.extensions["storage"]
         self._queue: queue.Queue = queue.Queue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="record", daemon=True)
@@ -212,11 +215,12 @@ class Recorder:
     def _run(self) -> None:
         stop = False
         while not stop:
-            group = [self._queue.get()]
+            group = [self._stored(self._queue.get())]
             deadline = time.monotonic() + RECORD_EVERY
             while group[-1] is not None and len(group) < CHUNK:
                 try:
-                    group.append(self._queue.get(timeout=max(0, deadline - time.monotonic())))
+                    group.append(self._stored(
+                        self._queue.get(timeout=max(0, deadline - time.monotonic()))))
                 except queue.Empty:
                     break
             stop = group[-1] is None
@@ -227,6 +231,14 @@ class Recorder:
                         self._record(entries)
                 except BaseException as exc:  # raised in the worker's thread
                     self._error = exc
+
+    def _stored(self, entry: tuple | None) -> tuple | None:
+        if entry is not None and entry[4] is not None and self._error is None:
+            try:
+                store_result(self._storage, entry[4], entry[5])
+            except BaseException as exc:  # raised in the worker's thread
+                self._error = exc
+        return entry
 
     def _record(self, entries: list[tuple]) -> None:
         snaps = complete_many([(e[4], e[5]) for e in entries if e[4] is not None])

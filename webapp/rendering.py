@@ -695,15 +695,19 @@ _COMPLETE = (_RENDERS.update().where(_RENDERS.c.id == bindparam("row_id"))
                      completed_at=bindparam("at")))
 
 
+def store_result(storage, snap: dict[str, Any], result: renderer.Rendered) -> None:
+    """The file of a reserved row's render, before ``complete_many`` completes the row."""
+    storage.put(storage_name(snap["key"], snap["format"]), result.data,
+                content_type=result.mime, durable=False)  # see _complete
+
+
 def complete_many(done: list[tuple[dict[str, Any], renderer.Rendered]]) -> list[dict[str, Any]]:
-    """Store each result, then complete the rows (snapshots of reserved rows) in the current
-    transaction, which the caller commits before ``announce``: a row never points at a missing
-    file. Returns the completed snapshots."""
-    storage, now = current_app.extensions["storage"], utcnow()
+    """Complete the rows (snapshots of reserved rows) whose files ``store_result`` stored, in
+    the current transaction, which the caller commits before ``announce``: a row never points
+    at a missing file. Returns the completed snapshots."""
+    now = utcnow()
     snaps, params = [], []
     for snap, result in done:
-        storage.put(storage_name(snap["key"], snap["format"]), result.data,
-                    content_type=result.mime, durable=False)  # see _complete
         params.append(_completion(snap["id"], result, now))
         snaps.append({**snap, "status": "completed", "width": result.width,
                       "height": result.height, "warnings": result.warnings,
