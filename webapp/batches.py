@@ -235,7 +235,8 @@ class Recorder:
     def _stored(self, entry: tuple | None) -> tuple | None:
         if entry is not None and entry[4] is not None and self._error is None:
             try:
-                store_result(self._storage, entry[4], entry[5])
+                snap = entry[4]
+                store_result(snap["key"], snap["format"], entry[5], storage=self._storage)
             except BaseException as exc:  # raised in the worker's thread
                 self._error = exc
         return entry

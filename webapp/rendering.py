@@ -35,7 +35,7 @@ from .models import Template as TemplateRow
 from .models.base import iso, utcnow
 from .models.render import storage_name
 from .rawsql import RawStatement, transaction
-from .storage import LocalStorage, NotFound, StorageError
+from .storage import LocalStorage, NotFound, Storage, StorageError
 from .usage import counted, quota_exceeded, recently_refused, release, reserve
 
 log = logging.getLogger(__name__)
@@ -543,7 +543,7 @@ def _draw_and_store(req: Request, workspace_id: int, k: Keyed,
         raise
     _note_pace(req, time.perf_counter() - started, fetch.used)
     rendered.set_result(result)
-    _put(k.key, req.format, result, waited_for=True)
+    store_result(k.key, req.format, result, waited_for=True)
 
 
 class _Offload(BaseException):  # (not an Exception: the renderer turns those into its errors)
@@ -695,12 +695,6 @@ _COMPLETE = (_RENDERS.update().where(_RENDERS.c.id == bindparam("row_id"))
                      completed_at=bindparam("at")))
 
 
-def store_result(storage, snap: dict[str, Any], result: renderer.Rendered) -> None:
-    """The file of a reserved row's render, before ``complete_many`` completes the row."""
-    storage.put(storage_name(snap["key"], snap["format"]), result.data,
-                content_type=result.mime, durable=False)  # see _complete
-
-
 def complete_many(done: list[tuple[dict[str, Any], renderer.Rendered]]) -> list[dict[str, Any]]:
     """Complete the rows (snapshots of reserved rows) whose files ``store_result`` stored, in
     the current transaction, which the caller commits before ``announce``: a row never points
@@ -826,7 +820,7 @@ def run_renderer(req: Request, workspace_id: int, rows: Mapping[str, Any],
 
 def _complete(row: Render, result: renderer.Rendered) -> None:
     """Store the bytes first, then record the row: a row never points at a missing file."""
-    _put(row.key, row.format, result)
+    store_result(row.key, row.format, result)
     _mark_completed(row, result)
 
 
@@ -839,12 +833,15 @@ def _mark_completed(row: Render, result: renderer.Rendered) -> None:
     _announce(row, "render.completed")
 
 
-def _put(key: str, fmt: str, result: renderer.Rendered, *, waited_for: bool = False) -> None:
+def store_result(key: str, fmt: str, result: renderer.Rendered, *, waited_for: bool = False,
+                 storage: Storage | None = None) -> None:
+    """A render's file, stored before its row is completed. ``storage``: the app's, for a
+    thread without an app context (a batch's recording thread)."""
     # not durable yet: the storage trusts the file only until a machine crash, unless its
     # background fsync completed (a lost render is made again; see LocalStorage)
-    current_app.extensions["storage"].put(storage_name(key, fmt), result.data,
-                                          content_type=result.mime, durable=False,
-                                          waited_for=waited_for)
+    (storage or current_app.extensions["storage"]).put(
+        storage_name(key, fmt), result.data, content_type=result.mime, durable=False,
+        waited_for=waited_for)
 
 
 COMPLETED_FIELDS = {"status": "status", "width": "w", "height": "h", "size_bytes": "n",
