@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import redis as redis_client
 import services  # noqa: I001  (tests/ is on the path)
-from werkzeug.serving import make_server
+from werkzeug.serving import WSGIRequestHandler, make_server
 
 from webapp import create_app
 from webapp.migrate import upgrade
@@ -82,7 +82,8 @@ def server(tmp_path, e2e_database, e2e_redis, emulator) -> Iterator[Server]:
               "GOOGLE_SHEETS_API_URL": emulator.url, "GOOGLE_SERVICE_ACCOUNT_FILE": str(key),
               "SHEETS_BACKOFF": 0.01, "SHEETS_RETRIES": 3}
     app = create_app(config)
-    http = make_server("127.0.0.1", port, app, threaded=True)
+    http = make_server("127.0.0.1", port, _keeping_responses(app), threaded=True,
+                       request_handler=_ClosingHandler)
     thread = threading.Thread(target=http.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     running = Server(f"http://127.0.0.1:{port}", app, config)
@@ -98,6 +99,31 @@ def server(tmp_path, e2e_database, e2e_redis, emulator) -> Iterator[Server]:
 
         db.session.remove()
         db.engine.dispose()
+
+
+_RESPONSE = "pixelmerge.e2e.response"
+
+
+def _keeping_responses(app):
+    """The app, noting each response in its request's environ for ``_ClosingHandler``."""
+
+    def wsgi(environ, start_response):
+        environ[_RESPONSE] = response = app(environ, start_response)
+        return response
+
+    return wsgi
+
+
+class _ClosingHandler(WSGIRequestHandler):
+    """werkzeug's handler, but a response is closed when the browser drops the connection
+    (a page closed mid-request). werkzeug's own cleanup first drains the dead socket, which
+    raises before it closes the response, so a static file stayed open: a ResourceWarning
+    when it was collected, an error in the test that happened to be tearing down."""
+
+    def connection_dropped(self, error, environ=None):
+        response = (environ or {}).pop(_RESPONSE, None)
+        if hasattr(response, "close"):
+            response.close()
 
 
 def _worker(config: dict, tmp_path: Path) -> subprocess.Popen:
