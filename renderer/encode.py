@@ -323,24 +323,24 @@ def _zlib_stream(rows: np.ndarray, channels: int, level: int, threads: int) -> l
     reused; the others are deflated on up to ``threads`` threads when they are many."""
     per_band = max(1, _BAND_BYTES // rows.shape[1])
     edges = [*range(0, rows.shape[0], per_band), rows.shape[0]]
+    keep = rows.nbytes <= _bands.max_bytes // 4  # else never kept: not even looked up
     parts: list[_Band | None] = []
-    missing: dict[int, tuple[tuple, np.ndarray]] = {}
+    missing: dict[int, tuple[tuple | None, np.ndarray, bool]] = {}
     for index, (start, stop) in enumerate(pairwise(edges)):
-        band = rows[start:stop]
-        key = _band_key(band, channels, level, last=stop == rows.shape[0])
-        seen = _bands.get(key)
+        band, last = rows[start:stop], stop == rows.shape[0]
+        key = _band_key(band, channels, level, last=last) if keep else None
+        seen = _bands.get(key) if keep else None
         if seen is not None and np.array_equal(seen[0], band):
             parts.append(seen[1])
         else:
             parts.append(None)
-            missing[index] = (key, band)
+            missing[index] = (key, band, last)
     if missing:
-        pixels = sum(band.shape[0] for _, band in missing.values()) * rows.shape[1] // channels
+        pixels = sum(band.shape[0] for _, band, _ in missing.values()) * rows.shape[1] // channels
         workers = 1 if pixels < _SPLIT_MIN_PIXELS else min(threads, _CPUS)
-        bands = [band for _, band in missing.values()]
-        lasts = [key[-1] for key, _ in missing.values()]
-        keep = rows.nbytes <= _bands.max_bytes // 4
-        for (index, (key, band)), part in zip(
+        bands = [band for _, band, _ in missing.values()]
+        lasts = [last for _, _, last in missing.values()]
+        for (index, (key, band, _)), part in zip(
             missing.items(), _deflate_bands(bands, lasts, channels, level, workers), strict=True
         ):
             parts[index] = part
